@@ -1,0 +1,104 @@
+# regdakit: set up a virtual environment, open the notebooks, test everything.
+#
+#   make lab        set up .venv, then open notebooks/ in JupyterLab
+#   make test       set up .venv, then ONE pytest run: doctests in regdakit/,
+#                   unit tests in tests/ and every notebook (nbval, fast mode)
+#   make notebooks  re-execute every notebook in place at full size and strip
+#                   volatile metadata (what gets committed)
+#   make lint       ruff check and ruff format --check
+#   make clean      remove .venv
+#
+# Knobs (make VAR=value ...):
+#   PYTHON      interpreter that creates .venv (default python3)
+#   TORCH_SPEC  what pip installs for torch before the package, default
+#               torch==2.13.0 (CPU). A GPU user picks a build, e.g.
+#                 make lab TORCH_SPEC="torch==2.5.1"
+#               or TORCH_SPEC=skip to keep whatever torch .venv already has.
+#               The choice is remembered in .venv/.torch-spec, so a later
+#               plain `make test` does not swap the torch build back.
+#   TORCH_INDEX_URL  pip --index-url for the torch install only, e.g. the
+#               PyTorch wheel index for your CUDA version (default: none)
+#   PYTEST_ARGS extra pytest arguments, e.g. PYTEST_ARGS="-x -k heatmaps"
+#   LAB_ARGS    extra jupyter lab arguments, e.g. LAB_ARGS=--no-browser
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_SPEC_FILE := $(VENV)/.torch-spec
+DEFAULT_TORCH_SPEC := torch==2.13.0
+
+# Not given on the command line or in the environment: reuse this venv's choice.
+RECORDED_TORCH_SPEC := $(strip $(shell cat $(TORCH_SPEC_FILE) 2>/dev/null))
+ifeq ($(origin TORCH_SPEC),undefined)
+TORCH_SPEC := $(or $(RECORDED_TORCH_SPEC),$(DEFAULT_TORCH_SPEC))
+endif
+# A different TORCH_SPEC than the one .venv was set up with reruns the set-up.
+ifneq ($(strip $(TORCH_SPEC)),$(RECORDED_TORCH_SPEC))
+TORCH_SPEC_CHANGED := FORCE
+endif
+TORCH_INDEX_URL ?=
+
+NOTEBOOK_DIR := notebooks
+NBVAL_CELL_TIMEOUT ?= 600
+PYTEST_ARGS ?=
+LAB_ARGS ?=
+
+.PHONY: help lab test notebooks lint clean FORCE
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+# --- set-up ---------------------------------------------------------------
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The sentinel: a second `make test` reinstalls nothing unless pyproject.toml,
+# this Makefile or TORCH_SPEC changed. torch goes first so that the package's
+# unpinned "torch>=..." is already satisfied (and no multi-GB CUDA build is
+# pulled in by accident).
+$(STAMP): pyproject.toml Makefile $(TORCH_SPEC_CHANGED) | $(BIN)/python
+ifneq ($(TORCH_SPEC),skip)
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url '$(TORCH_INDEX_URL)') '$(TORCH_SPEC)'
+endif
+	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
+	@echo '$(TORCH_SPEC)' > $(TORCH_SPEC_FILE)
+	@touch $@
+
+# --- targets --------------------------------------------------------------
+
+# Jupyter refuses to run as root without --allow-root (containers, CI boxes).
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(NOTEBOOK_DIR)/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# One pytest run. Explicit paths replace pyproject's testpaths; its addopts
+# (--doctest-modules) make regdakit/ contribute its doctests, and nbval
+# collects notebooks/**/*.ipynb (pytest never enters .ipynb_checkpoints).
+# Lax mode: every cell must run without error; only cells marked
+# "# NBVAL_CHECK_OUTPUT" have their output compared, after sanitising.
+test: $(STAMP)
+	REGDAKIT_FAST=1 PYDEVD_DISABLE_FILE_VALIDATION=1 \
+	$(BIN)/pytest regdakit tests $(wildcard $(NOTEBOOK_DIR)) \
+		--nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) \
+		--nbval-sanitize-with .ci/nbval_sanitize.cfg \
+		--ignore-glob='*/.ipynb_checkpoints/*' \
+		$(PYTEST_ARGS)
+
+# Full size (REGDAKIT_FAST=0, overriding CI=true), outputs kept, volatile
+# metadata stripped by tools/strip_notebook.py.
+notebooks: $(STAMP)
+	PYDEVD_DISABLE_FILE_VALIDATION=1 $(BIN)/python tools/run_notebooks.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(wildcard regdakit tests benchmarks tools)
+	$(BIN)/ruff format --check $(wildcard regdakit tests benchmarks tools)
+
+clean:
+	rm -rf $(VENV)
+
+FORCE:

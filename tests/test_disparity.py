@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from regdakit.disparity import (
+    ground_false_distribution,
+    ground_false_from_truth,
+    ground_false_loss,
+    ground_truth_loss,
+    pseudo_labels,
+)
+from regdakit.heatmaps import encode
+from regdakit.losses import kl_heatmap_loss
+
+
+def test_ground_truth_is_encode_at_the_argmax():
+    logits = torch.randn(3, 5, 16, 16)
+    truth, _ = pseudo_labels(logits, sigma=2.0)
+    idx = logits.flatten(2).argmax(-1)
+    cells = torch.stack([idx % 16, idx // 16], -1).float()
+    expected, _ = encode(cells, torch.ones(3, 5), 16, stride=1, sigma=2.0)
+    torch.testing.assert_close(truth, expected)
+
+
+def test_ground_false_is_clipped_sum_of_the_others_plain_loop():
+    logits = torch.randn(2, 6, 12, 12)
+    truth, false = pseudo_labels(logits)
+    for b in range(2):
+        for k in range(6):
+            others = sum(truth[b, j] for j in range(6) if j != k)
+            torch.testing.assert_close(false[b, k], others.clamp(0, 1), atol=1e-6, rtol=0)
+
+
+def test_ground_false_clips_overlaps_hand_case():
+    truth = torch.zeros(1, 3, 1, 3)
+    truth[0, 0, 0] = torch.tensor([1.0, 0.5, 0.0])
+    truth[0, 1, 0] = torch.tensor([0.8, 0.7, 0.0])
+    truth[0, 2, 0] = torch.tensor([0.0, 0.0, 1.0])
+    false = ground_false_from_truth(truth)
+    torch.testing.assert_close(false[0, 0, 0], torch.tensor([0.8, 0.7, 1.0]))
+    torch.testing.assert_close(false[0, 2, 0], torch.tensor([1.0, 1.0, 0.0]))  # 1.8 and 1.2 clip to 1
+
+
+def test_ground_false_excludes_own_keypoint_when_apart():
+    logits = torch.full((1, 3, 32, 32), -1.0)
+    logits[0, 0, 8, 8] = logits[0, 1, 8, 24] = logits[0, 2, 24, 15] = 1.0
+    truth, false = pseudo_labels(logits)
+    assert false[0, 0, 8, 8] == 0 and false[0, 0, 8, 24] == 1 and false[0, 0, 24, 15] == 1
+    p_f = ground_false_distribution(false)
+    torch.testing.assert_close(p_f.sum(dim=(-2, -1)), torch.ones(1, 3))
+    # P_F splits its mass equally between the two other keypoints (equal discs)
+    assert p_f[0, 0, :16].sum().item() == pytest.approx(p_f[0, 0, 16:].sum().item(), abs=1e-6)
+
+
+def test_p_f_sums_to_one_where_defined_and_zero_for_single_keypoint():
+    _, false = pseudo_labels(torch.randn(4, 7, 10, 10))
+    torch.testing.assert_close(ground_false_distribution(false).sum(dim=(-2, -1)), torch.ones(4, 7))
+    _, single = pseudo_labels(torch.randn(2, 1, 10, 10))
+    assert ground_false_distribution(single).abs().sum() == 0
+
+
+def test_pseudo_labels_carry_no_gradient_and_ignore_level():
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    truth, false = pseudo_labels(logits)
+    assert not truth.requires_grad and not false.requires_grad
+    # all logits <= 0: the reference would send the label to (0, 0); we keep the argmax
+    shifted, _ = pseudo_labels(logits.detach() - 100.0)
+    torch.testing.assert_close(shifted, truth)
+
+
+def test_losses_are_kl_against_detached_pseudo_labels():
+    main = torch.randn(2, 4, 8, 8, requires_grad=True)
+    adv = torch.randn(2, 4, 8, 8, requires_grad=True)
+    truth, false = pseudo_labels(main)
+    torch.testing.assert_close(ground_truth_loss(adv, main), kl_heatmap_loss(adv, truth))
+    torch.testing.assert_close(ground_false_loss(adv, main), kl_heatmap_loss(adv, false))
+    (ground_truth_loss(adv, main) + ground_false_loss(adv, main)).backward()
+    assert main.grad is None  # the main head is never trained by L_T or L_F
+    assert adv.grad is not None and adv.grad.abs().sum() > 0
+
+
+def test_minimising_l_f_moves_adversary_onto_other_keypoints():
+    main = torch.full((1, 2, 16, 16), -1.0)
+    main[0, 0, 3, 3] = main[0, 1, 12, 12] = 1.0
+    adv = torch.zeros(1, 2, 16, 16, requires_grad=True)
+    opt = torch.optim.SGD([adv], lr=50.0)
+    for _ in range(50):
+        opt.zero_grad()
+        ground_false_loss(adv, main).backward()
+        opt.step()
+    idx = adv.detach().flatten(2).argmax(-1)[0]
+    assert divmod(idx[0].item(), 16) == (12, 12) and divmod(idx[1].item(), 16) == (3, 3)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"adv_logits \(1, 2, 8, 8\) and main_logits \(1, 3, 8, 8\)"):
+        ground_truth_loss(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="sigma"):
+        pseudo_labels(torch.zeros(1, 2, 8, 8), sigma=0.0)
+    with pytest.raises(ValueError, match=r"logits must have shape \(B, K, H, W\), got \(2, 8, 8\)"):
+        pseudo_labels(torch.zeros(2, 8, 8))
