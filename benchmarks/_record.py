@@ -25,11 +25,15 @@ def provenance() -> dict:
         )
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", True
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"cpu ({platform.processor() or platform.machine()})"
+    )
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else str(script)
     return {
-        "command": "python " + " ".join([Path(sys.argv[0]).relative_to(ROOT).as_posix(), *sys.argv[1:]])
-        if Path(sys.argv[0]).resolve().is_relative_to(ROOT)
-        else " ".join(sys.argv),
+        "command": " ".join(["python", shown, *sys.argv[1:]]),
         "commit": commit,
         "dirty_worktree": dirty,
         "device": device,

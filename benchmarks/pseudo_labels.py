@@ -69,7 +69,9 @@ def main() -> None:
         "note": "best of repeated calls in one run; ratio only (CPU absolute times are not comparable across machines)",
     }
     path = write("pseudo_labels_cpu", result)
-    print(f"vectorised {result['vectorised_ms']} ms, loop {result['loop_ms']} ms, speed-up {result['speedup']}x -> {path}")
+    print(
+        f"vectorised {result['vectorised_ms']} ms, loop {result['loop_ms']} ms, speed-up {result['speedup']}x -> {path}"
+    )
 
 
 if __name__ == "__main__":

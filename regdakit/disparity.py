@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from regdakit._validation import check_positive, check_tensor
-from regdakit.heatmaps import gaussian_heatmaps
+from regdakit.heatmaps import _gaussians
 from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
 
 __all__ = [
@@ -50,8 +50,12 @@ def ground_false_from_truth(ground_truth: torch.Tensor) -> torch.Tensor:
         ``(B, K, H, W)`` ground-false heatmaps in [0, 1].
     """
     check_tensor("ground_truth", ground_truth, ("B", "K", "H", "W"))
-    total = ground_truth.sum(dim=1, keepdim=True)  # (B, 1, H, W)
-    return (total - ground_truth).clamp(0.0, 1.0)
+    return _ground_false(ground_truth)
+
+
+def _ground_false(truth: torch.Tensor) -> torch.Tensor:
+    total = truth.sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    return torch.sub(total, truth).clamp_(0.0, 1.0)
 
 
 @torch.no_grad()
@@ -76,8 +80,8 @@ def pseudo_labels(logits: torch.Tensor, sigma: float = 2.0) -> tuple[torch.Tenso
     index = logits.detach().reshape(b, k, -1).argmax(dim=-1)  # (B, K)
     dtype = torch.promote_types(logits.dtype, torch.float32)
     centers = torch.stack([index % width, torch.div(index, width, rounding_mode="floor")], dim=-1).to(dtype)
-    truth = gaussian_heatmaps(centers, (height, width), sigma)
-    return truth, ground_false_from_truth(truth)
+    truth = _gaussians(centers, height, width, sigma)
+    return truth, _ground_false(truth)
 
 
 def ground_false_distribution(ground_false: torch.Tensor) -> torch.Tensor:

@@ -50,12 +50,19 @@ def gaussian_heatmaps(centers: torch.Tensor, heatmap_size: int | Sequence[int], 
     height, width = as_size("heatmap_size", heatmap_size)
     check_tensor("centers", centers, ("B", "K", 2))
     sigma = check_positive("sigma", sigma)
+    return _gaussians(centers, height, width, sigma)
+
+
+def _gaussians(centers: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
+    """:func:`gaussian_heatmaps` without argument checks, for internal callers."""
     xs = torch.arange(width, device=centers.device, dtype=centers.dtype)
     ys = torch.arange(height, device=centers.device, dtype=centers.dtype)
     gx = torch.exp(-((xs - centers[..., 0:1]) ** 2) / (2 * sigma**2))  # (B, K, W)
     gy = torch.exp(-((ys - centers[..., 1:2]) ** 2) / (2 * sigma**2))  # (B, K, H)
     maps = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # (B, K, H, W)
-    return maps.masked_fill(maps < CUTOFF, 0.0)
+    # In place, one pass: values <= CUTOFF become 0 (a value exactly at the
+    # cutoff has measure zero; the reference's GPU generator uses the same op).
+    return torch.nn.functional.threshold_(maps, CUTOFF, 0.0)
 
 
 def encode(
@@ -85,6 +92,7 @@ def encode(
     check_tensor("keypoints", keypoints, ("B", "K", 2), finite=False)
     vis = as_visibility("visible", visible, keypoints.shape[:2])
     stride = check_positive("stride", stride)
+    sigma = check_positive("sigma", sigma)
     height, width = as_size("heatmap_size", heatmap_size)
     if _validation._CHECK_VALUES and not bool(torch.isfinite(keypoints[vis]).all()):
         raise ValueError("keypoints contains NaN or Inf values at visible keypoints")
@@ -92,8 +100,8 @@ def encode(
     rounded = torch.floor(centers + 0.5)
     inside = (rounded[..., 0] >= 0) & (rounded[..., 0] < width) & (rounded[..., 1] >= 0) & (rounded[..., 1] < height)
     weights = (vis & inside).to(keypoints.dtype)
-    maps = gaussian_heatmaps(centers, (height, width), sigma)
-    return maps * weights[..., None, None], weights
+    maps = _gaussians(centers, height, width, sigma)
+    return maps.mul_(weights[..., None, None]), weights
 
 
 def decode(heatmaps: torch.Tensor, subpixel: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
