@@ -1,0 +1,108 @@
+"""Command line: ``python -m regdakit <command> ...``.
+
+Commands live in :data:`COMMANDS`, a plain dict ``name -> (add_arguments,
+run)``: ``add_arguments(parser)`` declares the command's options and
+``run(args) -> int`` executes it. Adding ``train`` or ``eval`` is one entry.
+
+* ``python -m regdakit data check ROOT --dataset NAME [--split S] [--out gallery.png]``
+  validates a dataset folder, prints the number of items per split and saves
+  a gallery of samples with their skeletons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["COMMANDS", "main"]
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a dataset folder, count its splits, save a gallery")
+    check.add_argument("root", type=Path, help="folder of the unpacked release")
+    check.add_argument("--dataset", required=True, help="loader name (see regdakit.data.real.DATASETS)")
+    check.add_argument("--split", default=None, help="split to draw the gallery from (default: the first)")
+    check.add_argument("--out", type=Path, default=Path("gallery.png"), help="gallery PNG (default: gallery.png)")
+    check.add_argument("--num", type=int, default=8, help="samples in the gallery (default: 8)")
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from regdakit.data.real import DATASETS
+
+    if args.dataset not in DATASETS:
+        print(f"error: unknown dataset {args.dataset!r}; choose one of {sorted(DATASETS)}", file=sys.stderr)
+        return 2
+    loader = DATASETS[args.dataset]
+    splits = loader.SPLITS or (args.split or "train",)
+    if args.split is not None and loader.SPLITS and args.split not in splits:
+        print(f"error: --split must be one of {splits} for {args.dataset}, got {args.split!r}", file=sys.stderr)
+        return 2
+    try:
+        datasets = {s: loader(args.root, s) for s in splits}
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for name, ds in datasets.items():
+        print(f"{args.dataset} {name}: {len(ds)} items")
+    shown = datasets[args.split or splits[0]]
+    try:
+        save_gallery(shown, args.out, args.num)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"gallery of {min(args.num, len(shown))} {shown.split} samples: {args.out}")
+    return 0
+
+
+def save_gallery(dataset, out: Path, num: int = 8) -> None:
+    """Save ``num`` evenly spaced samples of ``dataset`` with their skeletons as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed; also safe on a head-less GPU machine
+    import matplotlib.pyplot as plt
+
+    from regdakit.viz import plot_skeleton
+
+    count = min(num, len(dataset))
+    cols = min(4, max(count, 1))
+    rows = max(1, -(-count // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for slot, index in enumerate(sorted({i * len(dataset) // max(count, 1) for i in range(count)})):
+        sample = dataset.load(index)
+        plot_skeleton(
+            sample.keypoints,
+            dataset.skeleton,
+            sample.image,
+            sample.visible,
+            ax=axes.flat[slot],
+            title=f"{index}: {Path(sample.meta.get('file', '')).name}",
+        )
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+#: name -> (add_arguments, run). ``train`` and ``eval`` join here later.
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "data": (_add_data_arguments, _run_data),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m regdakit", description="regdakit command line")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=f"{name} commands"))
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command][1](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
