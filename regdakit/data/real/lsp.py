@@ -54,7 +54,7 @@ def load_joints_mat(path: Path) -> np.ndarray:
         raise ImportError("reading LSP's joints.mat needs scipy: pip install 'regdakit[real]'") from err
     try:
         mat = loadmat(str(path))
-    except (ValueError, OSError, TypeError) as err:
+    except Exception as err:  # scipy raises MatReadError, IndexError, ValueError... for broken files
         raise ValueError(f"cannot read {path} as a MATLAB file (truncated download?): {err}") from err
     if "joints" not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
