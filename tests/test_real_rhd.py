@@ -127,3 +127,11 @@ def test_unreadable_image_names_file_and_record(root):
     ds = RHD(root, "train")
     with pytest.raises(ValueError, match=r"00001\.png of record .*record 1 \(right hand\)"):
         ds[1]
+
+
+def test_items_batch_with_the_default_collate(root):
+    from torch.utils.data import DataLoader
+
+    batch = next(iter(DataLoader(RHD(root, "train", image_size=64, heatmap_size=16), batch_size=2)))
+    assert batch["image"].shape == (2, 3, 64, 64) and batch["heatmap"].shape == (2, 21, 16, 16)
+    assert batch["meta"]["hand"] == ["left", "right"] and batch["meta"]["flipped"].tolist() == [False, True]
