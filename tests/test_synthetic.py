@@ -127,3 +127,22 @@ def test_stream_resumes_exactly_and_hides_target_labels():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_shipped_samples_are_reproduced_exactly():
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "data_samples" / "make_samples.py"
+    spec = importlib.util.spec_from_file_location("make_samples", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mosaic, labels = module.render_sample("hands", "studio")
+    png, js = module.paths("hands", "studio")
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), mosaic)
+    assert json.loads(js.read_text()) == labels
+    assert sum(f.stat().st_size for f in path.parent.iterdir()) < 5 * 2**20
