@@ -1,0 +1,411 @@
+"""RegDA (Jiang et al., CVPR 2021): the adaptation steps A, B and C after source-only pre-training.
+
+Notation (DESIGN.md §1): ``psi`` the features (backbone + upsampling), ``f``
+the main head, ``f'`` the adversarial head, ``H(ŷ)`` the ground-truth and
+``P_F(ŷ)`` the ground-false pseudo-label of ``f``'s prediction ``ŷ`` (Eq. 1-2),
+``L_T = KL(H(ŷ) || f')`` and ``L_F = KL(P_F(ŷ) || f')``. One iteration:
+
+* A (source, everything trains): ``L_src(f) + margin * trade_off * L_T(f')``.
+* B (target, ``psi`` and ``f`` fixed): ``f'`` minimises ``trade_off * L_F``; it
+  learns to point where ``f`` would plausibly confuse a keypoint (the
+  "maximise the disparity" half of the game, written as a minimisation).
+* C (target, ``f`` and ``f'`` fixed): ``psi`` minimises ``trade_off * L_T``
+  through the gradient-scaling layer; the features must make ``f'`` agree with
+  ``f`` again, i.e. move away from the ground-false places.
+
+Two schedules compute the same update (``Config.fused``):
+
+* ``fused=True`` (default): one grad-enabled target forward of ``psi``. B
+  trains ``f'`` on ``psi.detach()`` (only ``f'`` runs backward). C re-applies
+  the *updated* ``f'`` to the same ``psi`` and back-propagates into ``psi``
+  only, reusing B's pseudo-labels. Saves one backbone forward and one
+  backbone backward per iteration.
+* ``fused=False``: the reference's three passes (A on source; B a full target
+  forward and backward of which only ``f'`` steps; C a second full target
+  forward, only ``psi`` steps).
+
+Why they agree: between B and C only ``f'`` changes. ``psi``'s weights are the
+same and BatchNorm in train mode normalises with the *batch's* statistics, so
+the second forward of the plain schedule recomputes exactly the ``psi`` (and
+``f``'s prediction, hence the pseudo-labels) of the first; and its C pass
+uses ``f'`` after B's update, as the fused step does. The one difference:
+the plain schedule runs the target batch through the BatchNorm layers of
+``psi`` and ``f`` twice, so their *running* statistics (used only at
+evaluation) take two momentum updates from that batch instead of one, and
+``num_batches_tracked`` counts 3 instead of 2 per iteration. ``f'``'s
+BatchNorm runs twice in both schedules and matches. ``tests/test_methods.py``
+checks all of this.
+
+Target batches carry only ``image``: no target keypoints, visibility or
+weights enter any loss (the reference weights ``L_T`` / ``L_F`` on the target
+with annotated visibility, a label leak). A target batch with label keys is
+rejected, so the rule is enforced by structure.
+
+Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells (a quarter
+of the image side).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from regdakit.disparity import pseudo_labels
+from regdakit.losses import kl_heatmap_loss
+from regdakit.methods.erm import source_loss
+from regdakit.models import PoseResNet, parameter_groups
+
+__all__ = [
+    "LABEL_KEYS",
+    "OBJECTIVES",
+    "Config",
+    "TargetPass",
+    "make_optimizers",
+    "make_schedulers",
+    "step",
+    "step_a",
+    "step_b",
+    "step_b_plain",
+    "step_c",
+    "step_c_plain",
+    "target_pass",
+]
+
+#: Keys of a labelled batch; none may appear in a target batch.
+LABEL_KEYS = ("keypoints", "visible", "heatmap", "weight")
+
+
+# --------------------------------------------------------------------------
+# The two target objectives. Table 2 of the paper ablates them; a variant is
+# one more entry here (plus its sign convention), selected by Config.objective:
+#   "dd":        f' maximises L_T, psi minimises L_T (Disparity Discrepancy);
+#   "false_max": f' minimises L_F, psi maximises L_F.
+# Only RegDA's own pair is implemented (the ablation is a later issue).
+# --------------------------------------------------------------------------
+
+
+def adversary_loss(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """Step B's objective of ``f'``: ``L_F = KL(P_F(ŷ) || softmax(y_t_adv))``.
+
+    The KL normalises its target, so passing ``H_F`` is passing ``P_F`` (Eq. 2).
+    """
+    return kl_heatmap_loss(y_t_adv, false)
+
+
+def feature_loss(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """Step C's objective of ``psi``: ``L_T = KL(H(ŷ) || softmax(y_t_adv))``."""
+    return kl_heatmap_loss(y_t_adv, truth)
+
+
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: name -> (step B's loss of ``f'``, step C's loss of ``psi``), each ``(y_t_adv, truth, false) -> loss``.
+OBJECTIVES: dict[str, tuple[Objective, Objective]] = {"regda": (adversary_loss, feature_loss)}
+
+
+@dataclass(frozen=True)
+class Config:
+    """RegDA's hyper-parameters, the reference's defaults.
+
+    The warm-start schedule of the gradient-scaling layer (``lo`` 0, ``hi``
+    0.1, ``alpha`` 1, ``N`` 1000) belongs to the model
+    (:class:`regdakit.models.GradientScale`); ``step`` passes it the iteration.
+
+    Attributes:
+        margin: Weight of ``L_T`` on the source in step A (times ``trade_off``).
+        trade_off: Weight of the target objectives (steps B and C).
+        lr: Learning rate of ``psi``: backbone *and* upsampling (the reference
+            gives both 0.1 x its base 0.1 in this phase).
+        head_lr: Learning rate of ``f`` and ``f'``.
+        momentum: SGD momentum (Nesterov).
+        weight_decay: SGD weight decay.
+        nesterov: Nesterov momentum.
+        lr_gamma: Learning rates decay as ``(1 + lr_gamma * i) ** -lr_decay`` per iteration ``i``.
+        lr_decay: See ``lr_gamma``.
+        sigma: Width of the pseudo-label Gaussians, heatmap cells.
+        source_loss: ``"kl"`` (the reference) or ``"mse"`` for the supervised source term.
+        fused: One shared target forward for B and C (``True``) or the reference's three passes.
+        objective: A key of :data:`OBJECTIVES` (the extension point of the Table-2 ablation).
+    """
+
+    margin: float = 4.0
+    trade_off: float = 1.0
+    lr: float = 0.01
+    head_lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = True
+    lr_gamma: float = 1e-4
+    lr_decay: float = 0.75
+    sigma: float = 2.0
+    source_loss: str = "kl"
+    fused: bool = True
+    objective: str = "regda"
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
+        if self.source_loss not in ("kl", "mse"):
+            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+        for name in ("margin", "trade_off", "lr_gamma", "lr_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "head_lr", "sigma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """Three SGD optimisers, one per player: ``{"psi", "head", "head_adv"}``.
+
+    Separate optimisers because each step updates a different subset: the
+    alternating game has no single objective (STYLE.md item 2).
+
+    Raises:
+        ValueError: The model has no adversarial head.
+    """
+    groups = parameter_groups(model)
+    if "head_adv" not in groups:
+        raise ValueError("RegDA needs a model with an adversarial head f' (pose_resnet(..., adversarial=True))")
+
+    def sgd(params: list[Any], lr: float) -> torch.optim.SGD:
+        return torch.optim.SGD(
+            params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
+
+    return {
+        "psi": sgd([{"params": groups["backbone"]}, {"params": groups["upsampling"]}], cfg.lr),
+        "head": sgd(groups["head"], cfg.head_lr),
+        "head_adv": sgd(groups["head_adv"], cfg.head_lr),
+    }
+
+
+def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
+    """Per-iteration decay ``(1 + lr_gamma * i) ** -lr_decay`` of every optimiser (the trainer steps them).
+
+    The multiplier is 1.0 at 0, 0.738 at 5k and 0.503 at 15k iterations.
+    """
+
+    def factor(i: int) -> float:
+        return (1 + cfg.lr_gamma * i) ** -cfg.lr_decay
+
+    return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
+
+
+def _check_unlabelled(batch_t: Mapping[str, Any]) -> None:
+    leaked = [key for key in LABEL_KEYS if key in batch_t]
+    if leaked:
+        raise ValueError(
+            f"batch_t carries target labels {leaked}: RegDA never sees target labels; "
+            "build the target stream without labels (labels=False)"
+        )
+    if "image" not in batch_t:
+        raise ValueError(f"batch_t needs 'image', has {sorted(batch_t)}")
+
+
+def _minimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, inputs: list[torch.Tensor] | None = None) -> None:
+    """``zero_grad`` -> ``backward`` -> ``step`` of one optimiser."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=inputs)
+    optimizer.step()
+
+
+def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+# --------------------------------------------------------------------------
+# Step A: the source.
+# --------------------------------------------------------------------------
+
+
+def step_a(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+) -> dict[str, torch.Tensor]:
+    """Step A: ``psi``, ``f``, ``f'`` minimise ``L_src(f) + margin * trade_off * L_T(f')`` on the source.
+
+    ``L_T`` teaches ``f'`` to agree with ``f`` where ``f`` is trained, so that
+    a disagreement on the target means "unfamiliar". Its pseudo-label comes
+    from ``y_s.detach()`` (inside :func:`pseudo_labels`): ``f`` learns only from
+    the labels, never from ``f'``. The source visibility weights are labels we
+    are allowed to use, so they weight both terms (as in the reference).
+
+    Returns:
+        Detached losses ``{"A_source", "A_truth"}``.
+    """
+    y_s, y_s_adv = model(batch_s["image"], step=it)  # (B, K, H, W) each
+    loss_src = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
+    truth, _ = pseudo_labels(y_s, cfg.sigma)
+    loss_truth = kl_heatmap_loss(y_s_adv, truth, batch_s["weight"])
+    loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers.values():
+        opt.step()
+    return {"A_source": loss_src.detach(), "A_truth": loss_truth.detach()}
+
+
+# --------------------------------------------------------------------------
+# Steps B and C, fused: one target forward.
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TargetPass:
+    """What steps B and C share in the fused schedule.
+
+    Attributes:
+        psi: ``(B, C, H, W)`` target features, grad-enabled (step C back-propagates into them).
+        truth: ``(B, K, H, W)`` ground-truth pseudo-labels ``H(ŷ)`` of ``f``.
+        false: ``(B, K, H, W)`` ground-false pseudo-labels ``H_F(ŷ)``.
+    """
+
+    psi: torch.Tensor
+    truth: torch.Tensor
+    false: torch.Tensor
+
+
+def target_pass(model: PoseResNet, x_t: torch.Tensor, sigma: float = 2.0) -> TargetPass:
+    """The single target forward of the fused schedule: ``psi(x_t)`` and ``f``'s pseudo-labels.
+
+    ``f`` runs without a graph: no target loss trains ``f`` (B and C hold it
+    fixed and the pseudo-labels are constants), so its backward would be waste.
+    """
+    psi = model.features(x_t)  # (B, C, H, W), with graph: step C needs it
+    with torch.no_grad():
+        y_t = model.head(psi.detach())  # (B, K, H, W)
+    truth, false = pseudo_labels(y_t, sigma)
+    return TargetPass(psi, truth, false)
+
+
+def step_b(
+    model: PoseResNet, target: TargetPass, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
+) -> torch.Tensor:
+    """Step B, fused: ``f'`` minimises ``trade_off * L_F`` on ``psi.detach()``; only ``f'`` steps.
+
+    Why detach: ``psi`` is fixed in B. The reference back-propagates B's loss
+    through the whole backbone and then zeroes that gradient in C; detaching
+    gives the same update of ``f'`` without the backbone backward. (Detached,
+    the gradient-scaling layer would have nothing to scale, so ``f'`` is
+    applied directly; the layer is the identity forward.)
+
+    Returns:
+        The detached loss ``L_F`` (without ``trade_off``).
+    """
+    loss_b, _ = OBJECTIVES[cfg.objective]
+    y_t_adv = model.head_adv(target.psi.detach())  # (B, K, H, W)
+    loss = loss_b(y_t_adv, target.truth, target.false)
+    _minimise(cfg.trade_off * loss, optimizers["head_adv"])
+    return loss.detach()
+
+
+def step_c(
+    model: PoseResNet, target: TargetPass, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+) -> torch.Tensor:
+    """Step C, fused: ``psi`` minimises ``trade_off * L_T`` through the *updated* ``f'``; only ``psi`` steps.
+
+    ``f'`` must be re-applied after B's update (the reference's second forward
+    uses it too), but ``psi`` need not be recomputed: its weights did not
+    change since :func:`target_pass`. The pseudo-labels of B are reused:
+    ``f``'s prediction is unchanged as well. ``backward(inputs=psi's
+    parameters)`` skips the gradient of ``f'``'s weights, which nothing uses
+    (the reference computes it and zeroes it at the next step A). The gradient
+    into ``psi`` passes the gradient-scaling layer with ``λ(it)``, the same
+    ``λ`` as in steps A and B of this iteration (the reference advances its
+    counter once, after C).
+
+    Returns:
+        The detached loss ``L_T`` (without ``trade_off``).
+    """
+    _, loss_c = OBJECTIVES[cfg.objective]
+    y_t_adv = model.head_adv(model.gradient_scale(target.psi, it))  # (B, K, H, W)
+    loss = loss_c(y_t_adv, target.truth, target.false)
+    opt = optimizers["psi"]
+    _minimise(cfg.trade_off * loss, opt, inputs=_params(opt))
+    return loss.detach()
+
+
+# --------------------------------------------------------------------------
+# Steps B and C, plain: the reference's two full target passes.
+# --------------------------------------------------------------------------
+
+
+def _plain_target(model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int) -> tuple[torch.Tensor, ...]:
+    y_t, y_t_adv = model(x_t, step=it)  # full forward: backbone, upsampling, both heads
+    truth, false = pseudo_labels(y_t, cfg.sigma)  # from y_t.detach(): f gets no gradient
+    return y_t_adv, truth, false
+
+
+def step_b_plain(
+    model: PoseResNet, x_t: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+) -> torch.Tensor:
+    """Step B as the reference runs it: full forward and backward, only ``f'`` steps.
+
+    The backward also fills ``psi``'s gradients (scaled by ``λ``); they are
+    discarded by step C's ``zero_grad``. Kept as the reference for the
+    equivalence test and the step-time benchmark.
+    """
+    loss_b, _ = OBJECTIVES[cfg.objective]
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
+    loss = loss_b(y_t_adv, truth, false)
+    _minimise(cfg.trade_off * loss, optimizers["head_adv"])
+    return loss.detach()
+
+
+def step_c_plain(
+    model: PoseResNet, x_t: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+) -> torch.Tensor:
+    """Step C as the reference runs it: a second full target forward, only ``psi`` steps."""
+    _, loss_c = OBJECTIVES[cfg.objective]
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
+    loss = loss_c(y_t_adv, truth, false)
+    _minimise(cfg.trade_off * loss, optimizers["psi"])
+    return loss.detach()
+
+
+def step(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    batch_t: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+) -> dict[str, float]:
+    """One RegDA iteration: steps A, B and C.
+
+    Args:
+        model: A :class:`PoseResNet` with ``f'``, in train mode.
+        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        batch_t: Unlabelled target batch: ``image (B, 3, H, W)`` (and ``meta``); label keys raise.
+        optimizers: From :func:`make_optimizers`.
+        cfg: Hyper-parameters; ``cfg.fused`` picks the schedule.
+        it: The iteration, 0-based; sets the warm-start ``λ`` of all three passes.
+
+    Returns:
+        ``{"A_source", "A_truth", "B_false", "C_truth"}``: the supervised loss, ``L_T`` on the
+        source, ``L_F`` and ``L_T`` on the target (unweighted by ``margin`` / ``trade_off``).
+
+    Raises:
+        ValueError: ``batch_t`` carries labels.
+    """
+    _check_unlabelled(batch_t)
+    losses = step_a(model, batch_s, optimizers, cfg, it)
+    x_t = batch_t["image"]
+    if cfg.fused:
+        target = target_pass(model, x_t, cfg.sigma)
+        losses["B_false"] = step_b(model, target, optimizers, cfg)
+        losses["C_truth"] = step_c(model, target, optimizers, cfg, it)
+    else:
+        losses["B_false"] = step_b_plain(model, x_t, optimizers, cfg, it)
+        losses["C_truth"] = step_c_plain(model, x_t, optimizers, cfg, it)
+    # One device-to-host copy for all losses: a single sync per iteration.
+    values = torch.stack([v.to(torch.float64) for v in losses.values()]).tolist()
+    return dict(zip(losses, values, strict=True))

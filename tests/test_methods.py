@@ -1,0 +1,237 @@
+"""Method contracts over METHODS, RegDA's sub-steps, and the fused/plain equivalence."""
+
+import math
+
+import pytest
+import torch
+
+from regdakit.methods import METHODS, erm, regda
+from regdakit.models import pose_resnet
+
+K = 5
+SIZE = 64  # the tiny backbone needs sides divisible by 32; heatmaps are 16 x 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Small convolutions on a shared 2-core machine: several threads only fight.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _batches(n, seed=1, dtype=torch.float32, b=4):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        kp = torch.rand(b, K, 2, generator=g) * (SIZE - 8) + 4
+        from regdakit.heatmaps import encode
+
+        heat, weight = encode(kp, torch.ones(b, K, dtype=torch.bool), SIZE // 4, 4.0)
+        batch_s = {
+            "image": torch.rand(b, 3, SIZE, SIZE, generator=g, dtype=dtype),
+            "heatmap": heat.to(dtype),
+            "weight": weight.to(dtype),
+        }
+        batch_t = {"image": torch.rand(b, 3, SIZE, SIZE, generator=g, dtype=dtype)}
+        out.append((batch_s, batch_t))
+    return out
+
+
+def _model(method, dtype=torch.float32):
+    torch.manual_seed(0)
+    return pose_resnet("tiny", K, adversarial=method is regda).to(dtype).train()
+
+
+def _snapshot(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def _changed(model, before):
+    """Top-level parts (backbone, upsampling, head, head_adv) whose parameters changed."""
+    return {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_module_shape(name):
+    method = METHODS[name]
+    cfg = method.Config()
+    with pytest.raises(dataclasses_frozen_error()):
+        cfg.__setattr__("fused" if name == "regda" else "lr", 1)
+    optimizers = method.make_optimizers(_model(method), cfg)
+    schedulers = method.make_schedulers(optimizers, cfg)
+    assert set(schedulers) <= set(optimizers)
+
+
+def dataclasses_frozen_error():
+    import dataclasses
+
+    return dataclasses.FrozenInstanceError
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_one_step_is_finite_and_changes_trainable_parts(name):
+    method = METHODS[name]
+    model = _model(method)
+    cfg = method.Config()
+    optimizers = method.make_optimizers(model, cfg)
+    before = _snapshot(model)
+    ((batch_s, batch_t),) = _batches(1)
+    losses = method.step(model, batch_s, batch_t, optimizers, cfg, it=100)
+    assert losses and all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
+    expected = {"backbone", "upsampling", "head"} | ({"head_adv"} if method is regda else set())
+    assert _changed(model, before) == expected
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_a_few_steps_lower_the_source_loss(name):
+    method = METHODS[name]
+    model = _model(method)
+    cfg = method.Config()
+    optimizers = method.make_optimizers(model, cfg)
+    ((batch_s, batch_t),) = _batches(1)
+    key = "source" if method is erm else "A_source"
+    first = method.step(model, batch_s, batch_t, optimizers, cfg, it=0)[key]
+    for it in range(1, 6):
+        last = method.step(model, batch_s, batch_t, optimizers, cfg, it=it)[key]
+    assert last < first
+
+
+def test_erm_mse_and_adam_recipe():
+    model = _model(erm)
+    optimizers = erm.make_optimizers(model, erm.ADAM_MSE)
+    assert isinstance(optimizers["model"], torch.optim.Adam)
+    ((batch_s, _),) = _batches(1)
+    losses = erm.step(model, batch_s, None, optimizers, erm.ADAM_MSE, it=0)
+    assert math.isfinite(losses["source"])
+
+
+def test_erm_rejects_unlabelled_source():
+    model = _model(erm)
+    cfg = erm.Config()
+    with pytest.raises(ValueError, match="heatmap"):
+        erm.step(model, {"image": torch.rand(2, 3, SIZE, SIZE)}, None, erm.make_optimizers(model, cfg), cfg, 0)
+
+
+@pytest.mark.parametrize("key", regda.LABEL_KEYS)
+def test_regda_rejects_labelled_target(key):
+    model = _model(regda)
+    cfg = regda.Config()
+    ((batch_s, batch_t),) = _batches(1)
+    leaked = dict(batch_t, **{key: batch_s["weight"]})
+    with pytest.raises(ValueError, match="target labels"):
+        regda.step(model, batch_s, leaked, regda.make_optimizers(model, cfg), cfg, 0)
+
+
+def test_regda_needs_an_adversarial_head():
+    with pytest.raises(ValueError, match="adversarial head"):
+        regda.make_optimizers(_model(erm), regda.Config())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_regda_lr_schedule_matches_reference():
+    model = _model(regda)
+    cfg = regda.Config()
+    optimizers = regda.make_optimizers(model, cfg)
+    assert [g["lr"] for g in optimizers["psi"].param_groups] == [0.01, 0.01]
+    assert optimizers["head"].param_groups[0]["lr"] == optimizers["head_adv"].param_groups[0]["lr"] == 0.1
+    sched = regda.make_schedulers(optimizers, cfg)
+    for _ in range(5000):
+        for s in sched.values():
+            s.step()
+    assert optimizers["head_adv"].param_groups[0]["lr"] == pytest.approx(0.1 * 1.5**-0.75)
+
+
+# ----------------------------------------------------------- RegDA sub-steps
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_each_substep_changes_only_its_player(fused):
+    model = _model(regda)
+    cfg = regda.Config(fused=fused)
+    optimizers = regda.make_optimizers(model, cfg)
+    ((batch_s, batch_t),) = _batches(1)
+    it = 5000  # λ ≈ 0.1: step C's gradient into psi is not negligible
+    before = _snapshot(model)
+    regda.step_a(model, batch_s, optimizers, cfg, it)
+    assert _changed(model, before) == {"backbone", "upsampling", "head", "head_adv"}
+
+    before = _snapshot(model)
+    if fused:
+        target = regda.target_pass(model, batch_t["image"], cfg.sigma)
+        regda.step_b(model, target, optimizers, cfg)
+    else:
+        regda.step_b_plain(model, batch_t["image"], optimizers, cfg, it)
+    assert _changed(model, before) == {"head_adv"}
+
+    before = _snapshot(model)
+    if fused:
+        regda.step_c(model, target, optimizers, cfg, it)
+    else:
+        regda.step_c_plain(model, batch_t["image"], optimizers, cfg, it)
+    assert _changed(model, before) == {"backbone", "upsampling"}
+
+
+def test_step_c_reaches_psi_only_through_the_scaled_gradient():
+    # With λ = 0 (iteration 0) step C's loss gives psi a zero gradient: only weight decay moves it.
+    model = _model(regda)
+    cfg = regda.Config(weight_decay=0.0, momentum=0.0, nesterov=False)
+    optimizers = regda.make_optimizers(model, cfg)
+    ((batch_s, batch_t),) = _batches(1)
+    target = regda.target_pass(model, batch_t["image"], cfg.sigma)
+    before = _snapshot(model)
+    regda.step_c(model, target, optimizers, cfg, it=0)
+    assert _changed(model, before) == set()
+
+
+# ----------------------------------------------------- fused == plain schedule
+
+
+def _run_schedule(fused, iterations=3, start=5000):
+    """Several RegDA iterations from one seed, in float64 for a tight comparison."""
+    model = _model(regda, torch.float64)
+    cfg = regda.Config(fused=fused)
+    optimizers = regda.make_optimizers(model, cfg)
+    schedulers = regda.make_schedulers(optimizers, cfg)
+    history = []
+    for i, (batch_s, batch_t) in enumerate(_batches(iterations, dtype=torch.float64)):
+        history.append(regda.step(model, batch_s, batch_t, optimizers, cfg, it=start + i))
+        for s in schedulers.values():
+            s.step()
+    return model, optimizers, history
+
+
+def test_fused_and_plain_schedules_are_the_same_algorithm():
+    fused, opt_fused, hist_fused = _run_schedule(True)
+    plain, opt_plain, hist_plain = _run_schedule(False)
+    # Same losses at every iteration, same parameters after three.
+    for a, b in zip(hist_fused, hist_plain, strict=True):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-12)
+    params_fused, params_plain = dict(fused.named_parameters()), dict(plain.named_parameters())
+    for name, p in params_fused.items():
+        torch.testing.assert_close(p, params_plain[name], rtol=1e-10, atol=1e-12, msg=name)
+    # Same optimiser states (momentum buffers) for every player.
+    for key in opt_fused:
+        for s_f, s_p in zip(opt_fused[key].state.values(), opt_plain[key].state.values(), strict=True):
+            torch.testing.assert_close(s_f["momentum_buffer"], s_p["momentum_buffer"], rtol=1e-10, atol=1e-12)
+    # The parameters really moved (the test would be empty otherwise).
+    assert not torch.equal(params_fused["backbone.conv1.weight"], _model(regda, torch.float64).backbone.conv1.weight)
+
+
+def test_fused_and_plain_batchnorm_running_statistics():
+    """The documented difference: psi's and f's BatchNorm see each target batch twice in the plain schedule."""
+    iterations = 3
+    fused, _, _ = _run_schedule(True, iterations)
+    plain, _, _ = _run_schedule(False, iterations)
+    buf_f, buf_p = dict(fused.named_buffers()), dict(plain.named_buffers())
+    for name, value in buf_f.items():
+        if name.startswith("head_adv."):
+            # f' runs twice per target batch in both schedules (B, then C after its update): identical.
+            torch.testing.assert_close(value, buf_p[name], rtol=1e-10, atol=1e-12, msg=name)
+        elif name.endswith("num_batches_tracked"):
+            # psi and f: source + target (fused) against source + target + target (plain).
+            assert int(value) == 2 * iterations and int(buf_p[name]) == 3 * iterations, name
+        elif name.endswith(("running_mean", "running_var")):
+            assert not torch.allclose(value, buf_p[name]), name
