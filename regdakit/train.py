@@ -1,0 +1,707 @@
+"""The trainer: source-only pre-training, adaptation, evaluation, checkpoints, exact resume.
+
+One loop runs every method of :data:`regdakit.methods.METHODS`; what differs
+between runs is a :class:`TrainConfig` (a frozen dataclass, saved as JSON
+beside the run and inside every checkpoint). Methods of a run:
+
+* ``erm``: source-only supervised training (``pretrain_iterations`` iterations);
+* ``oracle``: the same, trained on *labelled target* batches;
+* ``regda``: source-only pre-training (the ERM recipe, ``pretrain_iterations``),
+  then ``adapt_iterations`` of RegDA on labelled source and *unlabelled* target batches.
+
+The pre-training of a RegDA run is cached per (task, source, seed, recipe) in
+``<out>/pretrain/`` and shared by every run that needs it (the reference
+repeats its 70 epochs in every run). Unlike the reference, whose heads restart
+from random weights after pre-training because of a key mismatch
+(REFERENCE.md §1.3), regdakit carries ``psi`` *and* the main head ``f`` over,
+as the paper describes ("after source-only pre-training of psi and f"); ``f'``
+starts random in both. ``keep_pretrained_head=False`` restores the
+reference's behaviour.
+
+Evaluation: PCK@0.05 and PCK@0.1 per keypoint group on fixed synthetic sets
+(source ``val`` and target ``test``, rendered with seed 0 so every run sees the
+same images) every ``eval_every`` iterations and at the end. Reported numbers
+are the last iteration's; no checkpoint is ever chosen by target labels.
+
+Files of a run directory ``<out>/<run_name>/``: ``config.json``,
+``metrics.jsonl`` (one JSON object per line: training losses and
+evaluations), ``last.pt`` (everything needed to resume, written atomically),
+``iter_XXXXXXX.pt`` (periodic model-only snapshots) and ``final.json``.
+
+>>> cfg = make_config("ci", method="erm")
+>>> cfg.backbone, cfg.image_size, cfg.heatmap_size
+('tiny', 64, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import torch
+from tqdm.auto import tqdm
+
+from regdakit._validation import value_checks
+from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, SKELETONS, SyntheticStream, make_dataset
+from regdakit.data.transforms import Augment
+from regdakit.heatmaps import decode
+from regdakit.keypoints import Skeleton
+from regdakit.methods import METHODS, erm, regda
+from regdakit.metrics import pck, pck_threshold
+from regdakit.models import BACKBONES, PoseResNet, pose_resnet
+
+__all__ = [
+    "NonFiniteLossError",
+    "PRESETS",
+    "RUN_METHODS",
+    "TASK_DOMAINS",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "evaluate",
+    "evaluate_checkpoint",
+    "make_config",
+    "make_eval_sets",
+    "make_stream",
+    "override_types",
+    "parse_value",
+    "replace_values",
+    "train",
+]
+
+#: Default (source, target) domains per task: RHD -> H3D-like hands, SURREAL -> Human3.6M-like bodies.
+TASK_DOMAINS = {"hands": ("rendered", "studio"), "bodies": ("synthetic", "lab")}
+#: What ``--method`` accepts: ``oracle`` is ERM on labelled target batches.
+RUN_METHODS = ("erm", "oracle", "regda")
+#: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
+ROTATION = {"hands": 180.0, "bodies": 30.0}
+
+# Aliases so that the field names ``erm`` / ``regda`` below do not shadow the modules in type hints.
+ERMConfig = erm.Config
+RegDAConfig = regda.Config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run. Variants by :func:`dataclasses.replace` or ``--key=value``.
+
+    Attributes:
+        task: ``"hands"`` or ``"bodies"``.
+        method: ``"erm"``, ``"oracle"`` or ``"regda"``.
+        source: Source domain; ``None`` for the task's default (:data:`TASK_DOMAINS`).
+        target: Target domain; ``None`` for the task's default.
+        backbone: A key of :data:`regdakit.models.BACKBONES`.
+        backbone_weights: Optional local file of torchvision ImageNet weights (the paper starts from them).
+        head_layers: Depth of ``f`` and ``f'`` (2, the reference's RegDA heads).
+        image_size: Input side in pixels (a multiple of 32).
+        heatmap_size: Heatmap side, ``image_size / 4``.
+        batch_size: Images per source batch and per target batch.
+        pretrain_iterations: Iterations of ERM / oracle, and of RegDA's pre-training.
+        adapt_iterations: RegDA iterations after pre-training.
+        eval_every: Evaluate every this many iterations (and at the end).
+        checkpoint_every: Write ``last.pt`` and a model snapshot every this many iterations (and at the end).
+        log_every: Log mean training losses every this many iterations.
+        eval_size: Images per fixed evaluation set.
+        augment: Augment training batches (rotation, crop, colour, blur).
+        keep_pretrained_head: Carry ``f`` from pre-training into RegDA (the reference's heads restart random).
+        seed: Seeds weights and training streams (evaluation sets are fixed).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        out: Root folder of runs and of the pre-training cache.
+        run_name: Folder of this run under ``out``; ``None`` for ``<task>-<method>-<backbone><size>-seed<seed>``.
+        erm: Recipe of ERM, oracle and RegDA's pre-training.
+        regda: RegDA's hyper-parameters.
+    """
+
+    task: str = "hands"
+    method: str = "regda"
+    source: str | None = None
+    target: str | None = None
+    backbone: str = "tiny"
+    backbone_weights: str | None = None
+    head_layers: int = 2
+    image_size: int = 128
+    heatmap_size: int = 32
+    batch_size: int = 16
+    pretrain_iterations: int = 2000
+    adapt_iterations: int = 2000
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_size: int = 256
+    augment: bool = True
+    keep_pretrained_head: bool = True
+    seed: int = 0
+    device: str = "auto"
+    out: str = "runs"
+    run_name: str | None = None
+    erm: ERMConfig = field(default_factory=ERMConfig)
+    regda: RegDAConfig = field(default_factory=RegDAConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_DOMAINS:
+            raise ValueError(f"task must be one of {sorted(TASK_DOMAINS)}, got {self.task!r}")
+        if self.method not in RUN_METHODS:
+            raise ValueError(f"method must be one of {RUN_METHODS}, got {self.method!r}")
+        for name, domain in (("source", self.source_domain), ("target", self.target_domain)):
+            if domain not in DOMAINS[self.task]:
+                raise ValueError(
+                    f"{name} of task {self.task!r} must be one of {sorted(DOMAINS[self.task])}, got {domain!r}"
+                )
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
+        if self.image_size % 32 or self.image_size < 32:
+            raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size}")
+        if self.heatmap_size * 4 != self.image_size:
+            raise ValueError(
+                f"heatmap_size must be image_size / 4 = {self.image_size // 4} (the model's stride), "
+                f"got {self.heatmap_size}"
+            )
+        for name in ("batch_size", "pretrain_iterations", "eval_every", "checkpoint_every", "log_every", "eval_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.adapt_iterations < 0:
+            raise ValueError(f"adapt_iterations must be >= 0, got {self.adapt_iterations}")
+
+    @property
+    def source_domain(self) -> str:
+        """The source domain, the task's default when ``source`` is ``None``."""
+        return self.source or TASK_DOMAINS[self.task][0]
+
+    @property
+    def target_domain(self) -> str:
+        """The target domain, the task's default when ``target`` is ``None``."""
+        return self.target or TASK_DOMAINS[self.task][1]
+
+    @property
+    def run_dir(self) -> Path:
+        """``<out>/<run_name>``."""
+        name = self.run_name or f"{self.task}-{self.method}-{self.backbone}{self.image_size}-seed{self.seed}"
+        return Path(self.out) / name
+
+
+def _milestones(iterations: int) -> tuple[int, ...]:
+    # The reference decays at epochs 45 and 60 of 70 (one epoch early in its code, REFERENCE.md §1.3).
+    return (round(iterations * 45 / 70), round(iterations * 60 / 70))
+
+
+#: Named starting points; ``make_config(name, key=value)`` or ``--preset name --key=value``.
+PRESETS: dict[str, TrainConfig] = {
+    # Seconds on a CPU: tests, CI and the fast mode of the notebooks.
+    "ci": TrainConfig(
+        image_size=64,
+        heatmap_size=16,
+        batch_size=4,
+        pretrain_iterations=30,
+        adapt_iterations=30,
+        eval_every=15,
+        checkpoint_every=15,
+        log_every=5,
+        eval_size=32,
+        erm=ERMConfig(milestones=_milestones(30)),
+    ),
+    # Minutes on a laptop CPU: notebook 04 and the CPU benchmark.
+    "cpu-small": TrainConfig(
+        image_size=128,
+        heatmap_size=32,
+        batch_size=16,
+        pretrain_iterations=2000,
+        adapt_iterations=2000,
+        eval_every=250,
+        checkpoint_every=500,
+        eval_size=256,
+        erm=ERMConfig(milestones=_milestones(2000)),
+    ),
+    # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
+    # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
+    "paper": TrainConfig(
+        backbone="resnet101",
+        image_size=256,
+        heatmap_size=64,
+        batch_size=32,
+        pretrain_iterations=35000,
+        adapt_iterations=15000,
+        eval_every=500,
+        checkpoint_every=2500,
+        log_every=100,
+        eval_size=512,
+        erm=ERMConfig(milestones=(22500, 30000)),
+    ),
+}
+
+
+def make_config(preset: str = "cpu-small", **changes: Any) -> TrainConfig:
+    """A preset with some fields replaced (nested configs as whole objects: ``regda=regda.Config(...)``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    return dataclasses.replace(PRESETS[preset], **changes)
+
+
+# --------------------------------------------------------------------------
+# --key=value overrides, type-checked against the dataclass fields.
+# --------------------------------------------------------------------------
+
+
+def override_types(cls: type = TrainConfig, prefix: str = "") -> dict[str, Any]:
+    """Every settable key (nested ones as ``regda.margin``) -> its type."""
+    out: dict[str, Any] = {}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(override_types(tp, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = tp
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def parse_value(key: str, text: str, tp: Any) -> Any:
+    """Parse the text of ``--key=text`` as type ``tp``; a ``ValueError`` names the key and the type."""
+    origin = get_origin(tp)
+    try:
+        if origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if text.strip().lower() in ("none", "null"):
+                return None
+            return parse_value(key, text, args[0])
+        if tp is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return float(text)
+        if tp is str:
+            return text
+        if origin is tuple:
+            item = get_args(tp)[0]
+            parts = [p for p in text.split(",") if p.strip()]
+            return tuple(parse_value(key, p, item) for p in parts)
+    except ValueError:
+        raise ValueError(f"--{key} expects {_type_name(tp)}, got {text!r}") from None
+    raise TypeError(f"--{key}: unsupported field type {_type_name(tp)}")
+
+
+def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, str]) -> TrainConfig:
+    """``cfg`` with ``{"batch_size": "8", "regda.margin": "2"}`` applied, each value parsed by its field's type.
+
+    Raises:
+        ValueError: Unknown key, unparsable value, or a value the config rejects.
+    """
+    known = override_types()
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown setting --{unknown[0]}; known: {', '.join(sorted(known))}")
+    return replace_values(cfg, {key: parse_value(key, text, known[key]) for key, text in overrides.items()})
+
+
+def replace_values(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
+    """``cfg`` with already-typed values replaced, nested keys as ``"regda.margin"``."""
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if "." in key:
+            outer, inner = key.split(".", 1)
+            nested.setdefault(outer, {})[inner] = value
+        else:
+            top[key] = value
+    for outer, changes in nested.items():
+        top[outer] = dataclasses.replace(getattr(cfg, outer), **changes)
+    return dataclasses.replace(cfg, **top)
+
+
+def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig) -> Any:
+    """Rebuild a (nested) config from ``dataclasses.asdict`` / JSON (lists become tuples)."""
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, tp = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            value = config_from_dict(value, tp)
+        elif get_origin(tp) is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# Data: (task, domain) -> training streams and fixed evaluation sets.
+# Only the synthetic domains exist yet; real datasets plug in here.
+# --------------------------------------------------------------------------
+
+
+def make_stream(cfg: TrainConfig, domain: str, seed: int, labels: bool) -> Iterator[dict[str, Any]]:
+    """An endless batch stream of ``domain``; unlabelled streams yield only ``image`` and ``meta``."""
+    if domain not in DOMAINS[cfg.task]:
+        raise NotImplementedError(
+            f"domain {domain!r}: only the synthetic domains {sorted(DOMAINS[cfg.task])} exist yet"
+        )
+    augment = Augment(rotation=ROTATION[cfg.task]) if cfg.augment else None
+    return SyntheticStream(
+        cfg.task,
+        domain,
+        cfg.batch_size,
+        cfg.image_size,
+        seed,
+        heatmap_size=cfg.heatmap_size if labels else None,
+        augment=augment,
+        labels=labels,
+    )
+
+
+def make_eval_sets(cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``{"source_val", "target_test"}`` -> ``(images, keypoints in pixels, visible)``, fixed (seed 0)."""
+    sets = {"source_val": (cfg.source_domain, "val"), "target_test": (cfg.target_domain, "test")}
+    return {
+        name: make_dataset(cfg.task, domain, split, cfg.image_size, cfg.eval_size, seed=0).tensors()
+        for name, (domain, split) in sets.items()
+    }
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: PoseResNet,
+    images: torch.Tensor,
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+    skeleton: Skeleton,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """PCK@0.05 and PCK@0.1 per group of ``f``'s decoded predictions, in eval mode (running BatchNorm statistics).
+
+    Args:
+        model: The detector (left in eval mode; the caller switches back).
+        images: ``(N, 3, S, S)`` in [0, 1].
+        keypoints: ``(N, K, 2)`` true positions in image pixels.
+        visible: ``(N, K)`` visibility.
+        skeleton: Gives the groups.
+        batch_size: Images per forward.
+
+    Returns:
+        ``{"pck@0.05/all": ..., "pck@0.05/<group>": ..., "pck@0.1/...": ...}``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    preds = []
+    for chunk in images.split(batch_size):
+        y = model.head(model.features(chunk.to(device)))  # (b, K, H, W); f only
+        preds.append(decode(y.float())[0].cpu())  # (b, K, 2) heatmap cells
+    pred = torch.cat(preds)
+    side = y.shape[-1]
+    gt = keypoints.to(pred.dtype) * (side / images.shape[-1])  # pixels -> heatmap cells
+    out: dict[str, float] = {}
+    for alpha in (0.05, 0.1):
+        result = pck(pred, gt, visible, pck_threshold(side, alpha), skeleton)
+        out.update({f"pck@{alpha}/{group}": value for group, value in result.per_group.items()})
+    return out
+
+
+# --------------------------------------------------------------------------
+# Checkpoints: atomic, complete.
+# --------------------------------------------------------------------------
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Write to ``path.tmp`` then rename: a crash never leaves a truncated ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; the run stops and its last good checkpoint is kept."""
+
+
+_STEP_NAMES = {"A": "step A (source)", "B": "step B (f' on target)", "C": "step C (psi on target)"}
+
+
+@dataclass
+class _Phase:
+    """One optimisation phase: pre-training / ERM / oracle, or RegDA's adaptation."""
+
+    name: str
+    method: str
+    method_cfg: Any
+    iterations: int
+    directory: Path
+    source: Any
+    target: Any | None
+
+
+def _log(path: Path, record: Mapping[str, Any]) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, iteration: int) -> None:
+    """Drop lines written after the checkpoint we resume from (they will be written again)."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= iteration]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _run_phase(
+    cfg: TrainConfig,
+    phase: _Phase,
+    model: PoseResNet,
+    eval_sets: Mapping[str, tuple[torch.Tensor, ...]],
+    *,
+    resume: bool,
+    stop_after: int | None,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """Train one phase to the end (or to ``stop_after`` iterations); returns the last evaluation, or None if stopped."""
+    method = METHODS[phase.method]
+    optimizers = method.make_optimizers(model, phase.method_cfg)
+    schedulers = method.make_schedulers(optimizers, phase.method_cfg)
+    streams = {"source": phase.source} | ({"target": phase.target} if phase.target is not None else {})
+    phase.directory.mkdir(parents=True, exist_ok=True)
+    last, log_path = phase.directory / "last.pt", phase.directory / "metrics.jsonl"
+    device = next(model.parameters()).device
+    skeleton = SKELETONS[cfg.task]
+    start, window = 0, {}
+    if last.exists() and resume:
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(state["schedulers"][name])
+        for name, stream in streams.items():
+            stream.load_state_dict(state["streams"][name])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        start, window = int(state["iteration"]), dict(state["window"])
+        _truncate_log(log_path, start)
+    elif last.exists():
+        raise FileExistsError(f"{phase.directory} already holds a run; resume it or choose another out / run_name")
+    else:
+        log_path.unlink(missing_ok=True)
+
+    def checkpoint(done: int) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "config": dataclasses.asdict(cfg),
+            "phase": phase.name,
+            "adversarial": model.head_adv is not None,
+            "iteration": done,
+            "model": model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+            "streams": {k: s.state_dict() for k, s in streams.items()},
+            "rng": rng,
+            "window": window,
+        }
+        _atomic_save(state, last)
+
+    def run_eval(done: int) -> dict[str, Any]:
+        metrics = {name: evaluate(model, *data, skeleton) for name, data in eval_sets.items()}
+        model.train()
+        _log(log_path, {"phase": phase.name, "iteration": done, "eval": metrics})
+        return metrics
+
+    metrics = None
+    model.train()
+    bar = tqdm(
+        range(start, phase.iterations), initial=start, total=phase.iterations, desc=phase.name, disable=not progress
+    )
+    # NaN checks inside the public functions would sync the device several times per
+    # iteration; the loop checks the losses the step returns instead (one sync).
+    with value_checks(False):
+        for it in bar:
+            batch_s = _to(next(phase.source), device)
+            batch_t = _to(next(phase.target), device) if phase.target is not None else None
+            losses = method.step(model, batch_s, batch_t, optimizers, phase.method_cfg, it)
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                key = next(iter(bad))
+                where = _STEP_NAMES.get(key[:1], "the step") if "_" in key else "the ERM step"
+                kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
+                raise NonFiniteLossError(
+                    f"{phase.name}: loss {key!r} of {where} is {bad[key]} at iteration {it} "
+                    f"(method {phase.method}); stopping, {kept}"
+                )
+            for sched in schedulers.values():
+                sched.step()
+            done = it + 1
+            for k, v in losses.items():
+                window[k] = window.get(k, 0.0) + v
+            window["n"] = window.get("n", 0) + 1
+            if done % cfg.log_every == 0 or done == phase.iterations:
+                n = window.pop("n")
+                means = {k: v / n for k, v in window.items()}
+                _log(log_path, {"phase": phase.name, "iteration": done, "train": means})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()})
+                window = {}
+            if done % cfg.eval_every == 0 or done == phase.iterations:
+                metrics = run_eval(done)
+            if done % cfg.checkpoint_every == 0 or done == phase.iterations or done == stop_after:
+                checkpoint(done)
+                if done % cfg.checkpoint_every == 0:
+                    _atomic_save(
+                        {"config": dataclasses.asdict(cfg), "model": model.state_dict()},
+                        phase.directory / f"iter_{done:07d}.pt",
+                    )
+            if done == stop_after and done < phase.iterations:
+                bar.close()
+                return None
+    bar.close()
+    if metrics is None:  # resumed from the final checkpoint: evaluate again
+        metrics = run_eval(phase.iterations)
+    return metrics
+
+
+def _build_model(
+    cfg: TrainConfig, adversarial: bool, seed: int, device: torch.device, load_weights: bool = True
+) -> PoseResNet:
+    torch.manual_seed(seed)  # the weights' initialisation is part of the run's definition
+    weights = cfg.backbone_weights if load_weights else None
+    k = SKELETONS[cfg.task].num_keypoints
+    model = pose_resnet(cfg.backbone, k, weights, head_layers=cfg.head_layers, adversarial=adversarial)
+    return model.to(device)
+
+
+def _pretrain_key(cfg: TrainConfig) -> str:
+    """The cache key of the source-only pre-training: everything it depends on."""
+    recipe = {
+        "generator": GENERATOR_VERSION,
+        "erm": dataclasses.asdict(cfg.erm),
+        **{
+            k: getattr(cfg, k)
+            for k in (
+                "backbone",
+                "backbone_weights",
+                "head_layers",
+                "image_size",
+                "batch_size",
+                "pretrain_iterations",
+                "augment",
+            )
+        },
+    }
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{cfg.task}-{cfg.source_domain}-seed{cfg.seed}-{digest}"
+
+
+def _pretrain(cfg, eval_sets, device, *, stop_after, progress) -> dict[str, torch.Tensor] | None:
+    """Source-only pre-training, cached in ``<out>/pretrain/<key>/`` (resumable; ``model.pt`` when done)."""
+    directory = Path(cfg.out) / "pretrain" / _pretrain_key(cfg)
+    final = directory / "model.pt"
+    if final.exists():
+        return torch.load(final, map_location=device, weights_only=True)
+    model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
+    source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed, labels=True)
+    phase = _Phase("pretrain", "erm", cfg.erm, cfg.pretrain_iterations, directory, source, None)
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(dataclasses.asdict(cfg), directory / "config.json")
+    metrics = _run_phase(cfg, phase, model, eval_sets, resume=True, stop_after=stop_after, progress=progress)
+    if metrics is None:
+        return None
+    _atomic_save(model.state_dict(), final)
+    return model.state_dict()
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run ``cfg`` to the end and return its last-iteration evaluation.
+
+    Args:
+        cfg: The run.
+        resume: Continue from ``<run_dir>/last.pt`` (exactly: model, optimisers, schedulers, iteration,
+            streams, RNG). Without it an existing run directory with a checkpoint is an error.
+        stop_after: Stop after this many iterations of the final phase, with a checkpoint, as if
+            interrupted (tests, time-boxed jobs); ``resume=True`` later continues.
+        progress: Show tqdm bars.
+
+    Returns:
+        ``{"run_dir", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}}``
+        (``metrics`` is ``None`` when stopped early).
+
+    Raises:
+        NonFiniteLossError: A loss became NaN/Inf; ``last.pt`` still holds the last good state.
+    """
+    device = _device(cfg.device)
+    eval_sets = make_eval_sets(cfg)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(dataclasses.asdict(cfg), run_dir / "config.json")
+    if cfg.method == "regda":
+        pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress)
+        assert pretrained is not None
+        model = _build_model(cfg, adversarial=True, seed=cfg.seed + 1, device=device)
+        keep = ("backbone.", "upsampling.") + (("head.",) if cfg.keep_pretrained_head else ())
+        missing, unexpected = model.load_state_dict(
+            {k: v for k, v in pretrained.items() if k.startswith(keep)}, strict=False
+        )
+        assert not unexpected and all(not k.startswith(keep) for k in missing), (missing, unexpected)
+        # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
+        source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed + 1, labels=True)
+        target = make_stream(cfg, cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
+        phase = _Phase("adapt", "regda", cfg.regda, cfg.adapt_iterations, run_dir, source, target)
+    else:
+        model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
+        # The oracle is ERM on the *target*'s labelled stream.
+        domain = cfg.target_domain if cfg.method == "oracle" else cfg.source_domain
+        source = make_stream(cfg, domain, 2 * cfg.seed, labels=True)
+        phase = _Phase(cfg.method, "erm", cfg.erm, cfg.pretrain_iterations, run_dir, source, None)
+    metrics = _run_phase(cfg, phase, model, eval_sets, resume=resume, stop_after=stop_after, progress=progress)
+    result = {"run_dir": str(run_dir), "iteration": phase.iterations if metrics else stop_after, "metrics": metrics}
+    if metrics is not None:
+        _write_json(result, run_dir / "final.json")
+    return result
+
+
+def evaluate_checkpoint(path: str | os.PathLike, device: str = "auto") -> dict[str, Any]:
+    """Evaluate a checkpoint (``last.pt`` or a snapshot) on its run's fixed evaluation sets.
+
+    Returns:
+        ``{"checkpoint", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}}``.
+    """
+    dev = _device(device)
+    state = torch.load(path, map_location=dev, weights_only=True)
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise ValueError(f"{os.fspath(path)} is not a regdakit training checkpoint (no 'config' / 'model')")
+    cfg = config_from_dict(state["config"])
+    adversarial = any(k.startswith("head_adv.") for k in state["model"])
+    model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed, device=dev, load_weights=False)
+    model.load_state_dict(state["model"])
+    skeleton = SKELETONS[cfg.task]
+    metrics = {name: evaluate(model, *data, skeleton) for name, data in make_eval_sets(cfg).items()}
+    return {"checkpoint": os.fspath(path), "iteration": state.get("iteration"), "metrics": metrics}

@@ -1,0 +1,187 @@
+"""Trainer: configs and overrides, exact resume, NaN stop, label-free target stream, CLI."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from regdakit import __main__ as cli
+from regdakit import train as T
+from regdakit.methods import regda
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Small convolutions on a shared 2-core machine: several threads only fight.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _cfg(tmp_path, **changes):
+    """The "ci" preset, smaller still: seconds per run."""
+    small = dict(
+        batch_size=2,
+        pretrain_iterations=4,
+        adapt_iterations=6,
+        eval_every=3,
+        checkpoint_every=3,
+        log_every=2,
+        eval_size=8,
+        out=str(tmp_path),
+        device="cpu",
+    )
+    return T.make_config("ci", **(small | changes))
+
+
+# ------------------------------------------------------------------ configs
+
+
+def test_presets_are_valid_and_distinct():
+    assert {"ci", "cpu-small", "paper"} <= set(T.PRESETS)
+    paper = T.PRESETS["paper"]
+    assert (paper.backbone, paper.image_size, paper.heatmap_size, paper.batch_size) == ("resnet101", 256, 64, 32)
+    assert (T.PRESETS["cpu-small"].backbone, T.PRESETS["cpu-small"].image_size) == ("tiny", 128)
+
+
+def test_config_json_round_trip():
+    cfg = T.make_config("paper", regda=regda.Config(margin=2.0, fused=False))
+    data = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert T.config_from_dict(data) == cfg
+
+
+def test_overrides_are_type_checked():
+    cfg = T.apply_overrides(
+        T.PRESETS["ci"],
+        {"batch_size": "8", "regda.margin": "2", "regda.fused": "false", "erm.milestones": "10,20", "source": "none"},
+    )
+    assert (cfg.batch_size, cfg.regda.margin, cfg.regda.fused, cfg.erm.milestones, cfg.source) == (
+        8,
+        2.0,
+        False,
+        (10, 20),
+        None,
+    )
+    with pytest.raises(ValueError, match="--batch_size expects int"):
+        T.apply_overrides(cfg, {"batch_size": "eight"})
+    with pytest.raises(ValueError, match="unknown setting --nope"):
+        T.apply_overrides(cfg, {"nope": "1"})
+    with pytest.raises(ValueError, match="heatmap_size must be"):
+        T.apply_overrides(cfg, {"heatmap_size": "8"})
+    with pytest.raises(ValueError, match="method must be"):
+        T.apply_overrides(cfg, {"method": "mcd"})
+
+
+# ----------------------------------------------------------------- training
+
+
+def test_exact_resume_equals_an_uninterrupted_run(tmp_path):
+    # RegDA after a (shared, cached) pre-training: 3 iterations, stop, resume, 3 more == 6 iterations.
+    whole = T.train(_cfg(tmp_path, run_name="whole"), progress=False)
+    cut = _cfg(tmp_path, run_name="cut", checkpoint_every=100)  # only the stop writes last.pt
+    assert T.train(cut, stop_after=3, progress=False)["metrics"] is None
+    resumed = T.train(cut, resume=True, progress=False)
+    assert resumed["metrics"] == whole["metrics"]
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for name in a["optimizers"]:
+        for pid, state in a["optimizers"][name]["state"].items():
+            assert torch.equal(state["momentum_buffer"], b["optimizers"][name]["state"][pid]["momentum_buffer"])
+    assert a["schedulers"] == b["schedulers"]
+    assert torch.equal(a["streams"]["target"]["generator"], b["streams"]["target"]["generator"])
+    # The metrics log is the same line for line (the lines after the cut were not duplicated).
+    log_whole = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    log_cut = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert log_whole == log_cut
+    # Pre-training ran once, for both runs.
+    assert len(list((tmp_path / "pretrain").iterdir())) == 1
+
+
+def test_a_fresh_run_refuses_an_existing_run_directory(tmp_path):
+    cfg = _cfg(tmp_path, method="erm", pretrain_iterations=2)
+    T.train(cfg, progress=False)
+    with pytest.raises(FileExistsError):
+        T.train(cfg, progress=False)
+    assert T.train(cfg, resume=True, progress=False)["iteration"] == 2
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_step = regda.step
+    seen_target_keys = set()
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        seen_target_keys.update(batch_t)
+        losses = real_step(model, batch_s, batch_t, optimizers, cfg, it)
+        if it == 4:
+            losses["B_false"] = float("nan")
+        return losses
+
+    monkeypatch.setattr(regda, "step", step)
+    cfg = _cfg(tmp_path)
+    with pytest.raises(T.NonFiniteLossError, match=r"'B_false' of step B .* is nan at iteration 4"):
+        T.train(cfg, progress=False)
+    assert torch.load(cfg.run_dir / "last.pt", weights_only=True)["iteration"] == 3
+    # Target batches reached the step without labels.
+    assert seen_target_keys == {"image", "meta"}
+
+
+def test_oracle_trains_on_labelled_target_batches(tmp_path, monkeypatch):
+    from regdakit.methods import erm
+
+    real_step, domains = erm.step, set()
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        domains.add(batch_s["meta"]["domain"])
+        return real_step(model, batch_s, batch_t, optimizers, cfg, it)
+
+    monkeypatch.setattr(erm, "step", step)
+    T.train(_cfg(tmp_path, method="oracle", pretrain_iterations=2), progress=False)
+    assert domains == {T.TASK_DOMAINS["hands"][1]}
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def test_cli_train_and_eval(tmp_path, capsys):
+    args = ["train", "--task", "hands", "--method", "erm", "--preset", "ci", "--no-progress"]
+    args += [f"--out={tmp_path}", "--pretrain_iterations=2", "--batch_size=2", "--eval_size=8", "--device=cpu"]
+    assert cli.main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    checkpoint = tmp_path / "hands-erm-tiny64-seed0" / "last.pt"
+    assert cli.main(["eval", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["metrics"] == result["metrics"]  # the same last-iteration model and fixed sets
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--batch_size=abc"], "--batch_size expects int"),
+        (["train", "--nope=1"], "unrecognized arguments"),
+        (["train", "--preset", "huge"], "invalid choice"),
+        (["eval"], "--checkpoint"),
+    ],
+)
+def test_cli_argument_errors_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--preset", "ci", "--heatmap_size=8"], "heatmap_size must be"),
+        (["train", "--method=mcd"], "method must be one of"),
+        (["eval", "--checkpoint", "/nonexistent.pt"], "is not a file"),
+    ],
+)
+def test_cli_invalid_values_return_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
