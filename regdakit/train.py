@@ -26,7 +26,8 @@ are the last iteration's; no checkpoint is ever chosen by target labels.
 Files of a run directory ``<out>/<run_name>/``: ``config.json``,
 ``metrics.jsonl`` (one JSON object per line: training losses and
 evaluations), ``last.pt`` (everything needed to resume, written atomically),
-``iter_XXXXXXX.pt`` (periodic model-only snapshots) and ``final.json``.
+``iter_XXXXXXX.pt`` (periodic model-only snapshots) and ``final.json``. The
+pre-training cache keeps only ``last.pt`` (to resume) and ``model.pt``.
 
 >>> cfg = make_config("ci", method="erm")
 >>> cfg.backbone, cfg.image_size, cfg.heatmap_size
@@ -459,6 +460,7 @@ class _Phase:
     directory: Path
     source: Any
     target: Any | None
+    snapshots: bool = True  # model-only copies every checkpoint_every (not for the shared pre-training cache)
 
 
 def _log(path: Path, record: Mapping[str, Any]) -> None:
@@ -573,7 +575,7 @@ def _run_phase(
                 metrics = run_eval(done)
             if done % cfg.checkpoint_every == 0 or done == phase.iterations or done == stop_after:
                 checkpoint(done)
-                if done % cfg.checkpoint_every == 0:
+                if phase.snapshots and done % cfg.checkpoint_every == 0:
                     _atomic_save(
                         {"config": dataclasses.asdict(cfg), "model": model.state_dict()},
                         phase.directory / f"iter_{done:07d}.pt",
@@ -627,7 +629,7 @@ def _pretrain(cfg, eval_sets, device, *, stop_after, progress) -> dict[str, torc
         return torch.load(final, map_location=device, weights_only=True)
     model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
     source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed, labels=True)
-    phase = _Phase("pretrain", "erm", cfg.erm, cfg.pretrain_iterations, directory, source, None)
+    phase = _Phase("pretrain", "erm", cfg.erm, cfg.pretrain_iterations, directory, source, None, snapshots=False)
     directory.mkdir(parents=True, exist_ok=True)
     _write_json(dataclasses.asdict(cfg), directory / "config.json")
     metrics = _run_phase(cfg, phase, model, eval_sets, resume=True, stop_after=stop_after, progress=progress)
