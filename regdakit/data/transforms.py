@@ -122,18 +122,29 @@ def warp_images(images: torch.Tensor, matrices: torch.Tensor, output_size: int |
     check_tensor("matrices", matrices, ("B", 2, 3))
     h, w = as_size("output_size", output_size)
     _, _, height, width = images.shape
+    # grid_sample wants, for each output pixel, the input position in
+    # normalised units u = (2x + 1) / W - 1 (align_corners=False). Compose
+    # that normalisation with the inverse map into one 2x3 matrix per image
+    # (in float64, then cast), and let affine_grid expand it: no (h*w, 3)
+    # position tensor is built in Python.
     inv = _invert(matrices.to(torch.float64))
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64, device=images.device),
-        torch.arange(w, dtype=torch.float64, device=images.device),
-        indexing="ij",
+    to_unit = _normaliser(width, height, inv.device)  # input pixels -> u
+    from_unit = torch.linalg.inv(_normaliser(w, h, inv.device))  # output u -> pixels
+    inv3 = torch.cat(
+        [inv, torch.tensor([[[0.0, 0.0, 1.0]]], dtype=torch.float64, device=inv.device).expand(len(inv), 1, 3)], 1
     )
-    out = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, h * w, 3)  # (1, h*w, 3)
-    src = out @ inv.transpose(1, 2)  # (B, h*w, 2) input positions
-    # grid_sample(align_corners=False): normalised u = (2x + 1) / W - 1
-    norm = torch.tensor([width, height], dtype=torch.float64, device=images.device)
-    grid = ((2 * src + 1) / norm - 1).reshape(-1, h, w, 2).to(images.dtype)
+    theta = (to_unit @ inv3 @ from_unit)[:, :2].to(images.dtype)
+    grid = F.affine_grid(theta, [images.shape[0], images.shape[1], h, w], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _normaliser(width: int, height: int, device: torch.device) -> torch.Tensor:
+    """3x3 map from pixel positions to grid_sample's normalised units."""
+    return torch.tensor(
+        [[2.0 / width, 0.0, 1.0 / width - 1.0], [0.0, 2.0 / height, 1.0 / height - 1.0], [0.0, 0.0, 1.0]],
+        dtype=torch.float64,
+        device=device,
+    )
 
 
 def warp_keypoints(keypoints: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
@@ -189,12 +200,13 @@ def color_jitter(images: torch.Tensor, strength: float, generator: torch.Generat
         return images
     b = images.shape[0]
     f = _uniform((3, b, 1, 1, 1), 1 - strength, 1 + strength, generator, images.device)
-    out = images * f[0]
-    grey = out.mean(dim=(1, 2, 3), keepdim=True)
-    out = (out - grey) * f[1] + grey
-    luma = (out * torch.tensor([0.299, 0.587, 0.114], device=images.device)[:, None, None]).sum(1, keepdim=True)
-    out = (out - luma) * f[2] + luma
-    return out.clamp(0, 1)
+    # brightness (x f0) then contrast about the mean grey (x f1) is one affine map per image
+    grey = images.mean(dim=(1, 2, 3), keepdim=True) * f[0]
+    out = torch.addcmul(grey * (1 - f[1]), images, f[0] * f[1])
+    # saturation: interpolate between the luma and the colour image
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype, device=images.device)
+    luma = torch.einsum("bchw,c->bhw", out, weights)[:, None]
+    return torch.lerp(luma.expand_as(out), out, f[2]).clamp_(0, 1)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
