@@ -130,6 +130,9 @@ def _run_train(args: argparse.Namespace) -> int:
     except FileExistsError as err:
         print(f"error: {err} (pass --resume)", file=sys.stderr)
         return 2
+    except FileNotFoundError as err:  # a real dataset's folder is missing or incomplete
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

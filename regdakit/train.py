@@ -42,7 +42,7 @@ import json
 import math
 import os
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -51,6 +51,7 @@ import torch
 from tqdm.auto import tqdm
 
 from regdakit._validation import value_checks
+from regdakit.data.streams import LoaderStream, eval_batches
 from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, SKELETONS, SyntheticStream, make_dataset
 from regdakit.data.transforms import Augment
 from regdakit.heatmaps import decode
@@ -90,6 +91,13 @@ ERMConfig = erm.Config
 RegDAConfig = regda.Config
 
 
+def _real_datasets() -> dict[str, Any]:
+    """The real-dataset loaders by name (imported lazily: they pull in PIL and friends)."""
+    from regdakit.data.real import DATASETS
+
+    return DATASETS
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a run. Variants by :func:`dataclasses.replace` or ``--key=value``.
@@ -97,8 +105,13 @@ class TrainConfig:
     Attributes:
         task: ``"hands"`` or ``"bodies"``.
         method: ``"erm"``, ``"oracle"`` or ``"regda"``.
-        source: Source domain; ``None`` for the task's default (:data:`TASK_DOMAINS`).
-        target: Target domain; ``None`` for the task's default.
+        source: Source domain: a synthetic domain of the task, or a real dataset name of
+            :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
+            ``None`` for the task's default (:data:`TASK_DOMAINS`).
+        target: Target domain, likewise (``target_root``).
+        source_root: Folder of a real source dataset.
+        target_root: Folder of a real target dataset.
+        workers: ``DataLoader`` workers for real datasets.
         backbone: A key of :data:`regdakit.models.BACKBONES`.
         backbone_weights: Optional local file of torchvision ImageNet weights (the paper starts from them).
         head_layers: Depth of ``f`` and ``f'`` (2, the reference's RegDA heads).
@@ -125,6 +138,9 @@ class TrainConfig:
     method: str = "regda"
     source: str | None = None
     target: str | None = None
+    source_root: str | None = None
+    target_root: str | None = None
+    workers: int = 4
     backbone: str = "tiny"
     backbone_weights: str | None = None
     head_layers: int = 2
@@ -152,9 +168,18 @@ class TrainConfig:
         if self.method not in RUN_METHODS:
             raise ValueError(f"method must be one of {RUN_METHODS}, got {self.method!r}")
         for name, domain in (("source", self.source_domain), ("target", self.target_domain)):
-            if domain not in DOMAINS[self.task]:
+            real = _real_datasets()
+            if domain in real:
+                if getattr(real[domain], "SKELETON", None) is not SKELETONS[self.task]:  # COCO: no fixed skeleton
+                    raise ValueError(f"{name} dataset {domain!r} does not have the {self.task} skeleton")
+                if getattr(self, f"{name}_root") is None:
+                    raise ValueError(f"{name} {domain!r} is a real dataset: give its folder as {name}_root")
+            elif domain not in DOMAINS[self.task]:
                 raise ValueError(
-                    f"{name} of task {self.task!r} must be one of {sorted(DOMAINS[self.task])}, got {domain!r}"
+                    f"{name} of task {self.task!r} must be one of {sorted(DOMAINS[self.task])} (synthetic) "
+                    f"or a real dataset with the {self.task} skeleton, one of "
+                    f"{sorted(k for k, v in real.items() if getattr(v, 'SKELETON', None) is SKELETONS[self.task])}; "
+                    f"got {domain!r}"
                 )
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
@@ -348,13 +373,29 @@ def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig) -> Any:
 # --------------------------------------------------------------------------
 
 
+def _root(cfg: TrainConfig, domain: str) -> str:
+    return cfg.source_root if domain == cfg.source_domain else cfg.target_root  # type: ignore[return-value]
+
+
 def make_stream(cfg: TrainConfig, domain: str, seed: int, labels: bool) -> Iterator[dict[str, Any]]:
-    """An endless batch stream of ``domain``; unlabelled streams yield only ``image`` and ``meta``."""
-    if domain not in DOMAINS[cfg.task]:
-        raise NotImplementedError(
-            f"domain {domain!r}: only the synthetic domains {sorted(DOMAINS[cfg.task])} exist yet"
-        )
+    """An endless batch stream of ``domain``; unlabelled streams yield only ``image`` and ``meta``.
+
+    Synthetic domains render fresh batches; real datasets are shuffled per
+    epoch by a :class:`regdakit.data.streams.LoaderStream` over their
+    ``train`` split (augmented per item in the workers).
+    """
     augment = Augment(rotation=ROTATION[cfg.task]) if cfg.augment else None
+    real = _real_datasets()
+    if domain in real:
+        dataset = real[domain](
+            _root(cfg, domain),
+            "train",
+            image_size=cfg.image_size,
+            heatmap_size=cfg.heatmap_size if labels else None,
+            transform=augment,
+            labels=labels,
+        )
+        return LoaderStream(dataset, cfg.batch_size, seed, cfg.workers)
     return SyntheticStream(
         cfg.task,
         domain,
@@ -367,13 +408,27 @@ def make_stream(cfg: TrainConfig, domain: str, seed: int, labels: bool) -> Itera
     )
 
 
-def make_eval_sets(cfg: TrainConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """``{"source_val", "target_test"}`` -> ``(images, keypoints in pixels, visible)``, fixed (seed 0)."""
+def make_eval_sets(cfg: TrainConfig) -> dict[str, Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """``{"source_val", "target_test"}`` -> re-iterable ``(images, keypoints in pixels, visible)`` batches.
+
+    Synthetic domains: fixed sets of ``eval_size`` images (seed 0, split
+    ``val`` for the source, ``test`` for the target). Real datasets: the
+    whole ``test`` split (the reference validates its source on the source
+    test split too).
+    """
     sets = {"source_val": (cfg.source_domain, "val"), "target_test": (cfg.target_domain, "test")}
-    return {
-        name: make_dataset(cfg.task, domain, split, cfg.image_size, cfg.eval_size, seed=0).tensors()
-        for name, (domain, split) in sets.items()
-    }
+    real = _real_datasets()
+    out: dict[str, Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+    for name, (domain, split) in sets.items():
+        if domain in real:
+            dataset = real[domain](_root(cfg, domain), "test", image_size=cfg.image_size)
+            out[name] = eval_batches(dataset, batch_size=64, workers=cfg.workers)
+        else:
+            images, keypoints, visible = make_dataset(
+                cfg.task, domain, split, cfg.image_size, cfg.eval_size, seed=0
+            ).tensors()
+            out[name] = list(zip(images.split(64), keypoints.split(64), visible.split(64), strict=True))
+    return out
 
 
 def _device(name: str) -> torch.device:
@@ -389,34 +444,31 @@ def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
 @torch.no_grad()
 def evaluate(
     model: PoseResNet,
-    images: torch.Tensor,
-    keypoints: torch.Tensor,
-    visible: torch.Tensor,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     skeleton: Skeleton,
-    batch_size: int = 64,
 ) -> dict[str, float]:
     """PCK@0.05 and PCK@0.1 per group of ``f``'s decoded predictions, in eval mode (running BatchNorm statistics).
 
     Args:
         model: The detector (left in eval mode; the caller switches back).
-        images: ``(N, 3, S, S)`` in [0, 1].
-        keypoints: ``(N, K, 2)`` true positions in image pixels.
-        visible: ``(N, K)`` visibility.
+        batches: ``(images (b, 3, S, S) in [0, 1], keypoints (b, K, 2) in pixels, visible (b, K))``
+            batches, e.g. from :func:`make_eval_sets`.
         skeleton: Gives the groups.
-        batch_size: Images per forward.
 
     Returns:
-        ``{"pck@0.05/all": ..., "pck@0.05/<group>": ..., "pck@0.1/...": ...}``.
+        ``{"pck@0.05/all": ..., "pck@0.05/<group>": ..., "pck@0.1/...": ...}``; PCK is computed
+        over all valid pairs of the whole set, not averaged over batches.
     """
     model.eval()
     device = next(model.parameters()).device
-    preds = []
-    for chunk in images.split(batch_size):
-        y = model.head(model.features(chunk.to(device)))  # (b, K, H, W); f only
+    preds, gts, vis = [], [], []
+    for images, keypoints, visible in batches:
+        y = model.head(model.features(images.to(device)))  # (b, K, H, W); f only
+        side = y.shape[-1]
         preds.append(decode(y.float())[0].cpu())  # (b, K, 2) heatmap cells
-    pred = torch.cat(preds)
-    side = y.shape[-1]
-    gt = keypoints.to(pred.dtype) * (side / images.shape[-1])  # pixels -> heatmap cells
+        gts.append(keypoints.float() * (side / images.shape[-1]))  # pixels -> heatmap cells
+        vis.append(visible.bool())
+    pred, gt, visible = torch.cat(preds), torch.cat(gts), torch.cat(vis)
     out: dict[str, float] = {}
     for alpha in (0.05, 0.1):
         result = pck(pred, gt, visible, pck_threshold(side, alpha), skeleton)
@@ -533,7 +585,7 @@ def _run_phase(
         _atomic_save(state, last)
 
     def run_eval(done: int) -> dict[str, Any]:
-        metrics = {name: evaluate(model, *data, skeleton) for name, data in eval_sets.items()}
+        metrics = {name: evaluate(model, data, skeleton) for name, data in eval_sets.items()}
         model.train()
         _log(log_path, {"phase": phase.name, "iteration": done, "eval": metrics})
         return metrics
@@ -614,6 +666,7 @@ def _pretrain_key(cfg: TrainConfig) -> str:
                 "batch_size",
                 "pretrain_iterations",
                 "augment",
+                "source_root",  # a real source dataset: which copy of it
             )
         },
     }
@@ -705,5 +758,5 @@ def evaluate_checkpoint(path: str | os.PathLike, device: str = "auto") -> dict[s
     model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed, device=dev, load_weights=False)
     model.load_state_dict(state["model"])
     skeleton = SKELETONS[cfg.task]
-    metrics = {name: evaluate(model, *data, skeleton) for name, data in make_eval_sets(cfg).items()}
+    metrics = {name: evaluate(model, data, skeleton) for name, data in make_eval_sets(cfg).items()}
     return {"checkpoint": os.fspath(path), "iteration": state.get("iteration"), "metrics": metrics}
