@@ -95,8 +95,8 @@ notebooks: $(STAMP)
 	PYDEVD_DISABLE_FILE_VALIDATION=1 $(BIN)/python tools/run_notebooks.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(wildcard regdakit tests benchmarks tools)
-	$(BIN)/ruff format --check $(wildcard regdakit tests benchmarks tools)
+	$(BIN)/ruff check $(wildcard regdakit tests benchmarks tools data_samples)
+	$(BIN)/ruff format --check $(wildcard regdakit tests benchmarks tools data_samples)
 
 clean:
 	rm -rf $(VENV)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = [p for p in ("regdakit", "tests", "tools", "benchmarks") if (ROOT / p).exists()]
+PATHS = [p for p in ("regdakit", "tests", "tools", "benchmarks", "data_samples") if (ROOT / p).exists()]
 
 
 def _ruff() -> list[str]:
