@@ -12,10 +12,10 @@ and times them in one run at the paper's size (B=32, K=21, 64 x 64).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from _record import write
+from _timing import time_calls
 
 from regdakit.disparity import pseudo_labels
 from regdakit.heatmaps import CUTOFF
@@ -39,17 +39,6 @@ def loop_pseudo_labels(logits: torch.Tensor, sigma: float = 2.0) -> tuple[torch.
     return truth.to(logits.device), false.to(logits.device)
 
 
-def best_time(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls, in seconds (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -59,8 +48,8 @@ def main() -> None:
     fast, plain = pseudo_labels(logits), loop_pseudo_labels(logits)
     torch.testing.assert_close(fast[0], plain[0])
     torch.testing.assert_close(fast[1], plain[1], atol=1e-6, rtol=0)
-    t_fast = best_time(lambda: pseudo_labels(logits), args.repeats)
-    t_loop = best_time(lambda: loop_pseudo_labels(logits), max(3, args.repeats // 4))
+    t_fast = min(time_calls(lambda: pseudo_labels(logits), args.repeats))
+    t_loop = min(time_calls(lambda: loop_pseudo_labels(logits), max(3, args.repeats // 4)))
     result = {
         "shape": list(logits.shape),
         "vectorised_ms": round(t_fast * 1e3, 3),

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 
 import torch
 from _record import write
+from _timing import time_calls
 from torch.utils.flop_counter import FlopCounterMode
 
 from regdakit.data.synthetic import SyntheticStream
@@ -33,17 +33,8 @@ def sync(device: torch.device) -> None:
 
 
 def median_time(fn, repeats: int, device: torch.device) -> float:
-    """Median seconds of ``repeats`` calls after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls after two warm-up calls (GPU work included)."""
+    return statistics.median(time_calls(fn, repeats, warmup=2, sync=lambda: sync(device)))
 
 
 def flops(fn) -> int:

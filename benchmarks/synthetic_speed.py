@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from _record import write
+from _timing import time_calls
 
 from regdakit.data.synthetic import SyntheticStream
 from regdakit.data.transforms import Augment
@@ -27,13 +27,7 @@ BATCH, SIZE, HEATMAP = 32, 128, 32
 
 def median_time(fn, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_calls(fn, repeats))
 
 
 def main() -> None:
