@@ -12,13 +12,7 @@ K = 5
 SIZE = 64  # the tiny backbone needs sides divisible by 32; heatmaps are 16 x 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convolutions on a shared 2-core machine: several threads only fight.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(n, seed=1, dtype=torch.float32, b=4):

@@ -10,14 +10,7 @@ from regdakit import __main__ as cli
 from regdakit import train as T
 from regdakit.methods import regda
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convolutions on a shared 2-core machine: several threads only fight.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(tmp_path, **changes):

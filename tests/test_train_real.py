@@ -9,7 +9,7 @@ from PIL import Image
 from regdakit.data.streams import LoaderStream
 from regdakit.train import make_config, make_eval_sets, make_stream, train
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
