@@ -70,6 +70,7 @@ __all__ = [
     "config_from_dict",
     "evaluate",
     "evaluate_checkpoint",
+    "load_checkpoint",
     "make_config",
     "make_eval_sets",
     "make_stream",
@@ -244,6 +245,21 @@ PRESETS: dict[str, TrainConfig] = {
         checkpoint_every=500,
         eval_size=256,
         erm=ERMConfig(milestones=_milestones(2000)),
+    ),
+    # The synthetic CPU benchmark (benchmarks/synthetic_benchmark.py) and the shipped source-only models:
+    # Adam for the from-scratch pre-training (SGD at the reference's rates learns a from-scratch tiny
+    # backbone far more slowly, benchmarks/results/cpu_small_erm_hands.json), RegDA's own SGD recipe after.
+    "cpu-bench": TrainConfig(
+        image_size=128,
+        heatmap_size=32,
+        batch_size=32,
+        pretrain_iterations=600,
+        adapt_iterations=200,
+        eval_every=100,
+        checkpoint_every=200,
+        log_every=25,
+        eval_size=256,
+        erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0),
     ),
     # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
     # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
@@ -749,6 +765,25 @@ def evaluate_checkpoint(path: str | os.PathLike, device: str = "auto") -> dict[s
     Returns:
         ``{"checkpoint", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}}``.
     """
+    model, cfg, state = load_checkpoint(path, device)
+    skeleton = SKELETONS[cfg.task]
+    metrics = {name: evaluate(model, data, skeleton) for name, data in make_eval_sets(cfg).items()}
+    return {"checkpoint": os.fspath(path), "iteration": state.get("iteration"), "metrics": metrics}
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "auto") -> tuple[PoseResNet, TrainConfig, dict[str, Any]]:
+    """The model of a checkpoint (``last.pt``, a snapshot or a shipped one), in eval mode.
+
+    Returns:
+        ``(model, config, state)``: the :class:`PoseResNet` with the saved weights (``f'`` too when the
+        checkpoint has one), the run's :class:`TrainConfig` and the raw checkpoint dict.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not a regdakit checkpoint.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
     dev = _device(device)
     state = torch.load(path, map_location=dev, weights_only=True)
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
@@ -757,6 +792,4 @@ def evaluate_checkpoint(path: str | os.PathLike, device: str = "auto") -> dict[s
     adversarial = any(k.startswith("head_adv.") for k in state["model"])
     model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed, device=dev, load_weights=False)
     model.load_state_dict(state["model"])
-    skeleton = SKELETONS[cfg.task]
-    metrics = {name: evaluate(model, data, skeleton) for name, data in make_eval_sets(cfg).items()}
-    return {"checkpoint": os.fspath(path), "iteration": state.get("iteration"), "metrics": metrics}
+    return model.eval(), cfg, state
