@@ -1,9 +1,16 @@
-"""Figures: heatmaps over images, skeletons, landing confusion matrices.
+"""Figures: heatmaps over images, skeletons, landing confusion matrices, error densities, ground false.
 
 Every function draws on a given Matplotlib ``Axes`` (or makes a figure) and
 returns the ``Figure``, so notebooks display it and tests inspect it. Images
 are ``(3, H, W)`` or ``(H, W, 3)`` tensors/arrays with values in [0, 1], or
 ``(H, W)`` grey; keypoints are ``(K, 2)`` as ``(x, y)`` in image pixels.
+
+The map figures of notebooks 01 and 02 (:func:`plot_error_density`,
+:func:`plot_ground_false`) work in heatmap cells instead: the image is
+stretched onto the heatmap grid (:func:`image_extent_in_cells`), so decoded
+positions and densities are drawn as they are. Their artists carry a ``gid``
+and an ``update_*`` twin changes them in place, for the explorers of
+:mod:`regdakit.widgets`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,20 @@ from matplotlib.figure import Figure
 
 from regdakit.keypoints import Skeleton
 
-__all__ = ["to_image_array", "plot_heatmap", "plot_skeleton", "plot_confusion", "heatmap_overlay"]
+__all__ = [
+    "to_image_array",
+    "plot_heatmap",
+    "plot_skeleton",
+    "plot_confusion",
+    "heatmap_overlay",
+    "image_extent_in_cells",
+    "plot_error_density",
+    "update_error_density",
+    "plot_ground_false",
+    "update_ground_false",
+    "plot_mistake",
+    "plot_coverage",
+]
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (4, 4)) -> tuple[Figure, Axes]:
@@ -161,5 +181,307 @@ def plot_confusion(
     )
     ax.set_xlabel("landed on")
     ax.set_ylabel("true keypoint")
+    ax.set_title(title)
+    return fig
+
+
+# --- maps in heatmap cells: error densities and ground-false panels (notebooks 01 and 02) --------
+
+
+def image_extent_in_cells(image_size: tuple[int, int], map_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """``imshow`` extent that places an ``(H, W)`` image in the coordinates of an ``(h, w)`` heatmap.
+
+    A heatmap cell ``(row i, col j)`` is centred at ``(x=j, y=i)`` and image
+    pixel ``p`` maps to ``p / stride`` (:mod:`regdakit.heatmaps`), so the
+    image spans ``[-0.5 / stride, (W - 0.5) / stride]`` in x (likewise y).
+    Drawing the image there lets heatmaps, decoded positions and labels
+    converted by ``/ stride`` all share one axis, with no half-cell offset.
+
+    Returns:
+        ``(left, right, bottom, top)`` for ``imshow(..., extent=...)``.
+    """
+    height, width = image_size
+    h, w = map_size
+    sx, sy = width / w, height / h
+    return (-0.5 / sx, (width - 0.5) / sx, (height - 0.5) / sy, -0.5 / sy)
+
+
+def _grey(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    img = to_image_array(image)
+    return img.mean(axis=-1) if img.ndim == 3 else img
+
+
+def _as_map(name: str, grid: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = grid.detach().cpu().double().numpy() if isinstance(grid, torch.Tensor) else np.asarray(grid, dtype=float)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must have shape (h, w), got {array.shape}")
+    return array
+
+
+def _overlay_alpha(array: np.ndarray, strength: float = 0.9) -> np.ndarray:
+    # Opacity grows with the value: empty cells leave the image visible, dense ones hide it.
+    peak = array.max()
+    return strength * np.sqrt(np.clip(array / peak, 0.0, 1.0)) if peak > 0 else np.zeros_like(array)
+
+
+def _draw_backdrop(ax: Axes, image: torch.Tensor | np.ndarray | None, map_size: tuple[int, int]) -> None:
+    h, w = map_size
+    if image is not None:
+        grey = _grey(image)
+        ax.imshow(grey, cmap="gray", extent=image_extent_in_cells(grey.shape, map_size), gid="backdrop")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xlabel("x (heatmap cells)")
+    ax.set_ylabel("y (heatmap cells)")
+
+
+def plot_error_density(
+    density: torch.Tensor | np.ndarray,
+    image: torch.Tensor | np.ndarray | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    cmap: str = "inferno",
+    colorbar: bool = True,
+    label: str = "share of wrong predictions per cell",
+) -> Figure:
+    """Draw an ``(h, w)`` density in heatmap cells over an image (the paper's Fig. 3).
+
+    The image (e.g. :func:`regdakit.density.mean_image`) is shown in grey,
+    stretched to the heatmap's coordinates (:func:`image_extent_in_cells`);
+    the density is drawn cell by cell with an opacity that grows with its
+    value. The density artist carries ``gid="density"`` so that
+    :func:`update_error_density` can replace it in place.
+
+    Returns:
+        The ``Figure``.
+    """
+    array = _as_map("density", density)
+    fig, ax = _axes(ax, (4.6, 4))
+    _draw_backdrop(ax, image, array.shape)
+    shown = ax.imshow(
+        array, cmap=cmap, alpha=_overlay_alpha(array), interpolation="nearest", vmin=0, vmax=max(array.max(), 1e-12)
+    )
+    shown.set_gid("density")
+    if colorbar:
+        fig.colorbar(shown, ax=ax, shrink=0.8, label=label)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _artist(ax: Axes, gid: str):
+    found = [artist for artist in ax.get_children() if artist.get_gid() == gid]
+    if len(found) != 1:
+        raise ValueError(f"the axes hold {len(found)} artists with gid {gid!r}; draw them with regdakit.viz first")
+    return found[0]
+
+
+def update_error_density(fig: Figure, density: torch.Tensor | np.ndarray, title: str | None = None) -> None:
+    """Replace the density of a :func:`plot_error_density` figure (first axes), keeping the figure."""
+    array = _as_map("density", density)
+    ax = fig.axes[0]
+    shown = _artist(ax, "density")
+    shown.set_data(array)
+    shown.set_alpha(_overlay_alpha(array))
+    shown.set_clim(0, max(array.max(), 1e-12))
+    if title is not None:
+        ax.set_title(title)
+
+
+#: Panels of :func:`plot_ground_false`, in order: (gid, title).
+GROUND_FALSE_PANELS = (
+    ("prediction", "prediction ŷ of f"),
+    ("truth", "H(ŷ_k): ground truth"),
+    ("false", "H_F(ŷ_k) = clip(Σ_{k'≠k} H(ŷ_k'), 0, 1)  (Eq. 1)"),
+    ("distribution", "P_F(ŷ_k) = H_F / Σ H_F  (Eq. 2)"),
+)
+
+
+def plot_ground_false(
+    image: torch.Tensor | np.ndarray,
+    predictions: torch.Tensor | np.ndarray,
+    keypoint: int,
+    truth: torch.Tensor | np.ndarray,
+    false: torch.Tensor | np.ndarray,
+    distribution: torch.Tensor | np.ndarray,
+    *,
+    skeleton: Skeleton | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Figure:
+    """Four panels: the prediction, ``H(ŷ_k)``, ``H_F(ŷ_k)`` and ``P_F(ŷ_k)`` (Eq. 1-2) over one image.
+
+    Args:
+        image: ``(3, S, S)`` image.
+        predictions: ``(K, 2)`` predicted positions ``ŷ`` in heatmap cells.
+        keypoint: ``k``, ringed in every panel.
+        truth: ``(h, w)`` ``H(ŷ_k)``.
+        false: ``(h, w)`` ``H_F(ŷ_k)``.
+        distribution: ``(h, w)`` ``P_F(ŷ_k)``.
+        skeleton: Colours the predictions and names the keypoint.
+        axes: Four axes to draw on; ``None`` makes a figure.
+
+    Returns:
+        The ``Figure``; :func:`update_ground_false` changes it in place.
+    """
+    maps = {"truth": _as_map("truth", truth), "false": _as_map("false", false)}
+    maps["distribution"] = _as_map("distribution", distribution)
+    map_size = maps["truth"].shape
+    if axes is None:
+        fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), layout="constrained")
+    fig = axes[0].figure
+    for ax, (gid, title) in zip(axes, GROUND_FALSE_PANELS, strict=True):
+        _draw_backdrop(ax, image, map_size)
+        ax.set_title(title, fontsize=10)
+        if gid != "prediction":
+            array = maps[gid]
+            vmax = 1.0 if gid != "distribution" else max(array.max(), 1e-12)
+            shown = ax.imshow(
+                array, cmap="viridis", alpha=_overlay_alpha(array), interpolation="nearest", vmin=0, vmax=vmax
+            )
+            shown.set_gid(gid)
+            if gid == "distribution":
+                fig.colorbar(shown, ax=ax, shrink=0.8, label="probability per cell")
+        if ax is not axes[0]:
+            ax.set_ylabel("")
+    pts = _as_points(predictions)
+    colors = np.array(skeleton.colors) if skeleton is not None else np.full((len(pts), 3), 0.9)
+    axes[0].scatter(pts[:, 0], pts[:, 1], c=colors, s=28, edgecolors="white", linewidths=0.6, zorder=3, gid="points")
+    for ax in axes:
+        ax.scatter([], [], s=160, facecolors="none", edgecolors="red", linewidths=2, zorder=4, gid="ring")
+    _update_ground_false_points(fig, pts, keypoint, skeleton)
+    return fig
+
+
+def _as_points(predictions: torch.Tensor | np.ndarray) -> np.ndarray:
+    pts = (
+        predictions.detach().cpu().double().numpy()
+        if isinstance(predictions, torch.Tensor)
+        else np.asarray(predictions)
+    )
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"predictions must have shape (K, 2), got {pts.shape}")
+    return pts
+
+
+def _update_ground_false_points(fig: Figure, pts: np.ndarray, keypoint: int, skeleton: Skeleton | None) -> None:
+    if not 0 <= keypoint < len(pts):
+        raise ValueError(f"keypoint must be in 0..{len(pts) - 1}, got {keypoint}")
+    _artist(fig.axes[0], "points").set_offsets(pts)
+    for ax in fig.axes[:4]:
+        _artist(ax, "ring").set_offsets(pts[keypoint : keypoint + 1])
+    name = skeleton.names[keypoint] if skeleton is not None else str(keypoint)
+    fig.axes[0].set_title(f"prediction ŷ of f; k = {name} (ringed)", fontsize=10)
+
+
+def update_ground_false(
+    fig: Figure,
+    image: torch.Tensor | np.ndarray,
+    predictions: torch.Tensor | np.ndarray,
+    keypoint: int,
+    truth: torch.Tensor | np.ndarray,
+    false: torch.Tensor | np.ndarray,
+    distribution: torch.Tensor | np.ndarray,
+    *,
+    skeleton: Skeleton | None = None,
+) -> None:
+    """Redraw a :func:`plot_ground_false` figure for another image, keypoint or sigma, in place."""
+    maps = {"truth": _as_map("truth", truth), "false": _as_map("false", false)}
+    maps["distribution"] = _as_map("distribution", distribution)
+    grey = _grey(image)
+    for ax, (gid, _) in zip(fig.axes[:4], GROUND_FALSE_PANELS, strict=True):
+        _artist(ax, "backdrop").set_data(grey)
+        if gid != "prediction":
+            shown = _artist(ax, gid)
+            shown.set_data(maps[gid])
+            shown.set_alpha(_overlay_alpha(maps[gid]))
+            if gid == "distribution":
+                shown.set_clim(0, max(maps[gid].max(), 1e-12))
+    _update_ground_false_points(fig, _as_points(predictions), keypoint, skeleton)
+
+
+def plot_mistake(
+    image: torch.Tensor | np.ndarray,
+    keypoints: torch.Tensor | np.ndarray,
+    visible: torch.Tensor | np.ndarray,
+    prediction: torch.Tensor | np.ndarray,
+    keypoint: int,
+    skeleton: Skeleton,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    zoom: float | None = 0.1,
+) -> Figure:
+    """One wrong prediction: the true skeleton, and an arrow from keypoint ``k``'s truth to where it was predicted.
+
+    Args:
+        image: ``(3, S, S)`` image.
+        keypoints: ``(K, 2)`` true positions in image pixels.
+        visible: ``(K,)`` visibility.
+        prediction: ``(2,)`` predicted position of keypoint ``k`` in image pixels.
+        keypoint: ``k``.
+        skeleton: The keypoint layout.
+        ax: Axes to draw on.
+        title: Defaults to the keypoint's name.
+        zoom: Show only the box around the visible keypoints and the prediction, widened by this
+            fraction of the image side on each side; ``None`` shows the whole image.
+
+    Returns:
+        The ``Figure``.
+    """
+    fig = plot_skeleton(keypoints, skeleton, image, visible, ax=ax, marker_size=18, line_width=1.5)
+    ax = fig.axes[0] if ax is None else ax
+    kp = keypoints.detach().cpu().numpy() if isinstance(keypoints, torch.Tensor) else np.asarray(keypoints)
+    guess = prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
+    start = kp[keypoint]
+    ax.annotate(
+        "", xy=guess, xytext=start, arrowprops={"arrowstyle": "->", "color": "white", "lw": 1.8}, annotation_clip=False
+    )
+    ax.scatter([start[0]], [start[1]], s=90, facecolors="none", edgecolors="white", linewidths=1.5, zorder=4)
+    ax.scatter([guess[0]], [guess[1]], s=70, marker="x", color="red", linewidths=2, zorder=5)
+    ax.set_title(title or f"{skeleton.names[keypoint]}: truth ○ → prediction ×", fontsize=9)
+    if zoom is not None:
+        vis = np.asarray(visible.detach().cpu() if isinstance(visible, torch.Tensor) else visible).astype(bool)
+        shown = np.concatenate([kp[vis], guess[None]])
+        side = max(to_image_array(image).shape[:2])
+        low, high = shown.min(axis=0) - zoom * side, shown.max(axis=0) + zoom * side
+        half = (high - low).max() / 2  # a square box keeps the image's aspect
+        centre = (low + high) / 2
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] + half, centre[1] - half)
+    return fig
+
+
+def plot_coverage(
+    masses: Sequence[float],
+    shares: Sequence[float],
+    uniform: Sequence[float],
+    *,
+    ax: Axes | None = None,
+    title: str = "Wrong predictions inside the P_F region",
+) -> Figure:
+    """Share of wrong predictions inside ``P_F``'s highest-density region against a uniform region of the same area.
+
+    Args:
+        masses: Mass of the regions (x axis).
+        shares: :attr:`regdakit.density.Coverage.share` per mass.
+        uniform: :attr:`regdakit.density.Coverage.uniform` per mass.
+        ax: Axes to draw on; ``None`` makes a figure.
+        title: Axes title.
+
+    Returns:
+        The ``Figure``.
+    """
+    if not len(masses) == len(shares) == len(uniform):
+        lengths = (len(masses), len(shares), len(uniform))
+        raise ValueError(f"masses, shares and uniform must have the same length, got {lengths}")
+    fig, ax = _axes(ax, (5, 3.6))
+    ax.plot(masses, shares, "o-", color="tab:red", label="P_F region (from f's own predictions)")
+    ax.plot(masses, uniform, "s--", color="tab:gray", label="uniform region of the same area")
+    ax.plot([0, 1], [0, 1], ":", color="k", lw=1, label="share = mass")
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1), xlabel="mass of P_F held by the region", ylabel="share of wrong predictions inside"
+    )
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title)
     return fig

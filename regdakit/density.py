@@ -1,0 +1,402 @@
+"""Where wrong predictions go, as maps: the sparse spatial density and how well ``P_F`` anticipates it.
+
+Shape legend: ``B`` batch, ``K`` keypoints, ``N`` points or maps, ``H x W``
+heatmap cells. Positions are ``(x, y)`` in heatmap cells, and cell ``(row i,
+col j)`` is centred at ``(x=j, y=i)``, as in :mod:`regdakit.heatmaps`; a
+position belongs to the cell it rounds to.
+
+The paper observes (Fig. 1, Fig. 3) that a source-only model's *wrong*
+predictions on the target domain are not spread over the image: they pile up
+on the other keypoints. This module turns that into arrays a notebook can draw
+and a test can check:
+
+* :func:`error_density`: the smoothed histogram of one keypoint's wrong
+  predictions over a test set, an ``(H, W)`` map that sums to 1 (Fig. 3);
+* :func:`twin_share`: how often a left joint is mistaken for its right twin
+  (and vice versa), from the landing confusion of
+  :func:`regdakit.metrics.error_landing` (Fig. 1);
+* :func:`highest_density_region` and :func:`coverage`: how much of that error
+  mass falls where the ground-false distribution ``P_F`` (Eq. 2) puts its
+  mass, against what a uniform distribution over the same area would catch.
+
+>>> counts = position_histogram(torch.tensor([[1.2, 0.4], [0.6, 0.8], [3.0, 3.0]]), 3)
+>>> counts.tolist()  # (x=1.2, y=0.4) and (0.6, 0.8) fall in row 0 and row 1 of column 1; (3, 3) is off the map
+[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+>>> p_f = torch.tensor([[[0.5, 0.3], [0.2, 0.0]]])  # one (2, 2) distribution
+>>> highest_density_region(p_f, 0.5).int().tolist()
+[[[1, 0], [0, 0]]]
+>>> result = coverage(p_f, torch.tensor([[0.0, 0.0]]), mass=0.5)
+>>> result.share, result.uniform
+(1.0, 0.25)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from regdakit import _validation
+from regdakit._validation import as_size, check_positive, check_tensor
+from regdakit.disparity import pseudo_labels
+
+__all__ = [
+    "Coverage",
+    "TwinShare",
+    "position_histogram",
+    "smooth",
+    "error_density",
+    "mean_image",
+    "predict",
+    "highest_density_region",
+    "coverage",
+    "ground_false_coverage",
+    "twin_share",
+]
+
+
+def _cells(positions: torch.Tensor) -> torch.Tensor:
+    """Integer ``(x, y)`` cell of each position: the nearest cell centre (ties go up, as in ``encode``)."""
+    return torch.floor(positions + 0.5).long()
+
+
+def position_histogram(positions: torch.Tensor, map_size: int | Sequence[int]) -> torch.Tensor:
+    """Count positions per heatmap cell.
+
+    Args:
+        positions: ``(N, 2)`` positions ``(x, y)`` in heatmap cells.
+        map_size: ``H`` or ``(H, W)``.
+
+    Returns:
+        ``(H, W)`` float64 counts; positions whose cell lies off the map are dropped.
+    """
+    check_tensor("positions", positions, ("N", 2))
+    height, width = as_size("map_size", map_size)
+    cells = _cells(positions)
+    x, y = cells[:, 0], cells[:, 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    counts = torch.zeros(height * width, dtype=torch.float64)
+    counts.index_add_(0, (y[inside] * width + x[inside]).cpu(), torch.ones(int(inside.sum()), dtype=torch.float64))
+    return counts.reshape(height, width)
+
+
+def smooth(grid: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur an ``(H, W)`` map with a Gaussian of ``sigma`` cells (zero outside the map).
+
+    The kernel is normalised and truncated at 3 sigma, so mass is kept except
+    what spills over the border. ``sigma = 0`` returns a copy.
+
+    Args:
+        grid: ``(H, W)`` map.
+        sigma: Standard deviation in cells, ``>= 0``.
+
+    Returns:
+        ``(H, W)`` map of ``grid``'s dtype.
+    """
+    check_tensor("grid", grid, ("H", "W"))
+    sigma = check_positive("sigma", sigma, allow_zero=True)
+    if sigma == 0:
+        return grid.clone()
+    radius = max(1, int(3 * sigma + 0.5))
+    offsets = torch.arange(-radius, radius + 1, dtype=grid.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    # Separable: one 1-D convolution along x, then one along y.
+    out = torch.nn.functional.conv2d(grid[None, None], kernel.view(1, 1, 1, -1), padding=(0, radius))
+    out = torch.nn.functional.conv2d(out, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    return out[0, 0]
+
+
+def error_density(
+    pred: torch.Tensor,
+    wrong: torch.Tensor,
+    keypoint: int | None,
+    map_size: int | Sequence[int],
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Spatial density of the wrong predictions of one keypoint (the paper's Fig. 3).
+
+    The histogram of the positions where keypoint ``keypoint`` was predicted
+    *wrongly*, over all samples, smoothed by a Gaussian of ``sigma`` cells and
+    normalised to sum 1: the probability that a wrong prediction of that
+    keypoint falls in each cell.
+
+    Args:
+        pred: ``(B, K, 2)`` predicted positions in heatmap cells.
+        wrong: ``(B, K)`` bool, which predictions are wrong (e.g.
+            ``landing.landing >= 0`` of :func:`regdakit.metrics.error_landing`).
+        keypoint: Index of the keypoint; ``None`` pools all keypoints.
+        map_size: ``H`` or ``(H, W)``.
+        sigma: Smoothing in cells (0: the raw normalised histogram).
+
+    Returns:
+        ``(H, W)`` float64 map summing to 1, or all zero when the keypoint has
+        no wrong prediction on the map.
+
+    Raises:
+        ValueError: Shapes disagree, ``keypoint`` is out of range, NaN positions.
+    """
+    check_tensor("pred", pred, ("B", "K", 2))
+    check_tensor("wrong", wrong, ("B", "K"), floating=False)
+    if wrong.shape != pred.shape[:2]:
+        raise ValueError(f"wrong must have shape {tuple(pred.shape[:2])} (B, K) like pred, got {tuple(wrong.shape)}")
+    k = pred.shape[1]
+    if keypoint is not None and not 0 <= keypoint < k:
+        raise ValueError(f"keypoint must be in 0..{k - 1} or None, got {keypoint}")
+    mask = wrong.bool()
+    if keypoint is not None:
+        mask = mask & (torch.arange(k, device=mask.device) == keypoint)
+    counts = smooth(position_histogram(pred[mask], map_size), sigma)
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
+def mean_image(images: torch.Tensor) -> torch.Tensor:
+    """The pixel-wise mean of a set of images, the backdrop of the paper's Fig. 3.
+
+    Args:
+        images: ``(N, C, H, W)`` images.
+
+    Returns:
+        ``(C, H, W)``.
+    """
+    check_tensor("images", images, ("N", "C", "H", "W"))
+    if images.shape[0] == 0:
+        raise ValueError("images must hold at least one image, got N=0")
+    return images.mean(dim=0)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """The main head's logits ``f(psi(x))`` for a set of images, in eval mode and batches.
+
+    Args:
+        model: A :class:`regdakit.models.PoseResNet` (``model.head(model.features(x))``).
+        images: ``(N, 3, S, S)`` in [0, 1].
+        batch_size: Images per forward pass.
+
+    Returns:
+        ``(N, K, S/4, S/4)`` float32 logits on the CPU.
+    """
+    check_tensor("images", images, ("N", 3, "H", "W"))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device)
+        out.append(model.head(model.features(batch)).float().cpu())  # (b, K, H/4, W/4)
+    return torch.cat(out)
+
+
+def highest_density_region(distribution: torch.Tensor, mass: float) -> torch.Tensor:
+    """The smallest set of cells holding at least ``mass`` of each map: its highest-density region.
+
+    Cells are taken in decreasing order of value until the taken mass reaches
+    ``mass`` of the map's total; then every cell whose value equals the last
+    one taken is added too, so the region is unique when values tie (it may
+    then hold more than ``mass``). A cell with value 0 is never in it.
+
+    Args:
+        distribution: ``(..., H, W)`` non-negative maps, each with a positive sum
+            (need not be normalised).
+        mass: Fraction in ``(0, 1]``.
+
+    Returns:
+        ``(..., H, W)`` bool mask.
+
+    Raises:
+        ValueError: Negative or NaN values, an all-zero map, ``mass`` outside ``(0, 1]``.
+    """
+    if isinstance(distribution, torch.Tensor) and distribution.ndim < 2:
+        raise ValueError(f"distribution must have shape (..., H, W), got {tuple(distribution.shape)}")
+    ndim = distribution.ndim if isinstance(distribution, torch.Tensor) else 2
+    check_tensor("distribution", distribution, ("N",) * (ndim - 2) + ("H", "W"))
+    mass = check_positive("mass", mass)
+    if mass > 1:
+        raise ValueError(f"mass must be in (0, 1], got {mass}")
+    height, width = distribution.shape[-2:]
+    flat = distribution.reshape(-1, height * width).double()  # (N, H*W)
+    if _validation._CHECK_VALUES and bool((flat < 0).any()):
+        raise ValueError("distribution must be non-negative")
+    total = flat.sum(dim=-1, keepdim=True)  # (N, 1)
+    if bool((total <= 0).any()):
+        raise ValueError("every map of distribution must have a positive sum (got an all-zero map)")
+    values, _ = flat.sort(dim=-1, descending=True)
+    taken = values.cumsum(dim=-1) / total  # (N, H*W): mass of the first j+1 cells
+    # First position at which the mass is reached. The tolerance absorbs rounding of the input's own
+    # precision (float32 maps of 0.5 / 0.3 / 0.2 hold 0.49999999 in the first cell).
+    tolerance = max(16 * torch.finfo(distribution.dtype).eps, 1e-12)
+    last = (taken < mass - tolerance).sum(dim=-1, keepdim=True).clamp_max(height * width - 1)
+    threshold = values.gather(-1, last)  # (N, 1)
+    region = (flat >= threshold) & (flat > 0)
+    return region.reshape(distribution.shape)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many points fall inside the highest-density regions of their maps.
+
+    Attributes:
+        share: Fraction of the points inside their map's region.
+        uniform: Mean fraction of the map the regions cover: the share a point
+            placed uniformly at random would land in (a uniform distribution
+            over a region of the same area, placed anywhere).
+        n: Number of points.
+        mass: The mass each region holds.
+    """
+
+    share: float
+    uniform: float
+    n: int
+    mass: float
+
+    @property
+    def ratio(self) -> float:
+        """``share / uniform``: how many times better than a uniform region of the same size."""
+        return self.share / self.uniform if self.uniform > 0 else float("nan")
+
+
+def coverage(distributions: torch.Tensor, positions: torch.Tensor, mass: float = 0.5) -> Coverage:
+    """Share of points that fall inside the ``mass`` highest-density region of their own map.
+
+    Point ``i`` is covered when the cell it rounds to lies in
+    ``highest_density_region(distributions[i], mass)``; off-map points are not
+    covered. The baseline ``uniform`` is the mean over ``i`` of the region's
+    area divided by ``H · W``.
+
+    Args:
+        distributions: ``(N, H, W)`` non-negative maps, one per point.
+        positions: ``(N, 2)`` positions ``(x, y)`` in cells.
+        mass: Mass of each region, in ``(0, 1]``.
+
+    Returns:
+        A :class:`Coverage` (NaN shares when ``N = 0``).
+    """
+    check_tensor("distributions", distributions, ("N", "H", "W"))
+    check_tensor("positions", positions, ("N", 2))
+    if positions.shape[0] != distributions.shape[0]:
+        raise ValueError(
+            f"positions {tuple(positions.shape)} and distributions {tuple(distributions.shape)} "
+            "must have the same N (one map per point)"
+        )
+    n, height, width = distributions.shape
+    if n == 0:
+        return Coverage(float("nan"), float("nan"), 0, float(mass))
+    region = highest_density_region(distributions, mass).reshape(n, height * width)  # (N, H*W)
+    cells = _cells(positions)
+    x, y = cells[:, 0], cells[:, 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    index = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).unsqueeze(-1)
+    covered = region.gather(-1, index.to(region.device)).squeeze(-1) & inside.to(region.device)
+    area = region.double().mean(dim=-1)
+    return Coverage(float(covered.double().mean()), float(area.mean()), n, float(mass))
+
+
+def ground_false_coverage(
+    logits: torch.Tensor,
+    pred: torch.Tensor,
+    wrong: torch.Tensor,
+    mass: float = 0.5,
+    sigma: float = 2.0,
+    keypoint: int | None = None,
+) -> Coverage:
+    """How much of the error mass falls where the ground-false distribution ``P_F`` puts its mass.
+
+    For every wrong prediction ``pred[b, k]``, the ground-false distribution
+    ``P_F(ŷ_k)`` of the same sample (Eq. 1-2, built from the main head's own
+    predictions by :func:`regdakit.disparity.pseudo_labels`, no labels) gives a
+    highest-density region holding ``mass``; the result is the share of wrong
+    predictions inside their region, beside the share a uniform region of the
+    same area would catch (:func:`coverage`).
+
+    Args:
+        logits: ``(B, K, H, W)`` main-head logits (``ŷ`` is their argmax).
+        pred: ``(B, K, 2)`` decoded predictions in cells (the points tested).
+        wrong: ``(B, K)`` bool, which predictions are wrong (uses target labels:
+            an analysis, never a training signal).
+        mass: Mass of each ``P_F`` region, in ``(0, 1]``.
+        sigma: Width of the pseudo-label Gaussians in cells.
+        keypoint: Only this keypoint's wrong predictions; ``None`` for all.
+
+    Returns:
+        A :class:`Coverage`.
+    """
+    check_tensor("logits", logits, ("B", "K", "H", "W"))
+    check_tensor("pred", pred, ("B", "K", 2))
+    check_tensor("wrong", wrong, ("B", "K"), floating=False)
+    if pred.shape[:2] != logits.shape[:2] or wrong.shape != logits.shape[:2]:
+        raise ValueError(
+            f"logits {tuple(logits.shape)}, pred {tuple(pred.shape)} and wrong {tuple(wrong.shape)} "
+            "must agree on (B, K)"
+        )
+    k = logits.shape[1]
+    if keypoint is not None and not 0 <= keypoint < k:
+        raise ValueError(f"keypoint must be in 0..{k - 1} or None, got {keypoint}")
+    mask = wrong.bool()
+    if keypoint is not None:
+        mask = mask & (torch.arange(k, device=mask.device) == keypoint)
+    _, false = pseudo_labels(logits, sigma)  # H_F: (B, K, H, W); P_F is its normalisation
+    # The region of a map does not change when the map is scaled, so H_F serves as P_F here.
+    return coverage(false[mask], pred[mask], mass)
+
+
+@dataclass(frozen=True)
+class TwinShare:
+    """How often a keypoint with a left/right twin is mistaken for that twin.
+
+    Attributes:
+        per_keypoint: ``(K,)`` share of each keypoint's wrong predictions that
+            land on its twin; NaN for keypoints without a twin or without errors.
+        overall: The same, pooled over all keypoints that have a twin.
+        among_on_other: Of the paired keypoints' wrong predictions that land on
+            *another keypoint*, the share that land on the twin.
+        n_wrong: Wrong predictions of the paired keypoints.
+    """
+
+    per_keypoint: torch.Tensor
+    overall: float
+    among_on_other: float
+    n_wrong: int
+
+
+def twin_share(confusion: torch.Tensor, flip_pairs: Sequence[tuple[int, int]]) -> TwinShare:
+    """Left/right confusion: the share of wrong predictions that land on the keypoint's mirror twin.
+
+    Args:
+        confusion: ``(K, K + 1)`` landing counts of
+            :func:`regdakit.metrics.error_landing` (row = true keypoint, column =
+            keypoint landed on, last column = background).
+        flip_pairs: Left/right pairs, e.g. ``BODY16.flip_pairs``.
+
+    Returns:
+        A :class:`TwinShare`.
+
+    >>> confusion = torch.tensor([[0, 3, 1], [1, 0, 1]])  # keypoint 0: 3 on its twin, 1 on the background
+    >>> result = twin_share(confusion, [(0, 1)])
+    >>> result.per_keypoint.tolist(), result.overall, result.among_on_other
+    ([0.75, 0.5], 0.6666666666666666, 1.0)
+    """
+    check_tensor("confusion", confusion, ("K", "K + 1"), floating=False, finite=False)
+    k = confusion.shape[0]
+    if confusion.shape[1] != k + 1:
+        raise ValueError(f"confusion must have shape (K, K + 1), got {tuple(confusion.shape)}")
+    if bool((confusion < 0).any()):
+        raise ValueError("confusion must hold non-negative counts")
+    twin = torch.full((k,), -1, dtype=torch.long)
+    for a, b in flip_pairs:
+        if not (0 <= a < k and 0 <= b < k) or a == b:
+            raise ValueError(f"flip pair {(a, b)} is not a pair of distinct keypoints in 0..{k - 1}")
+        twin[a], twin[b] = b, a
+    counts = confusion.double().cpu()
+    paired = twin >= 0
+    rows = counts.sum(dim=1)  # (K,) wrong predictions per keypoint
+    on_twin = torch.where(paired, counts[torch.arange(k), twin.clamp_min(0)], torch.zeros(k, dtype=torch.float64))
+    per_keypoint = torch.where(paired & (rows > 0), on_twin / rows.clamp_min(1), torch.full((k,), float("nan")))
+    n_wrong = float(rows[paired].sum())
+    on_other = float(counts[paired, :k].sum())
+    overall = float(on_twin[paired].sum()) / n_wrong if n_wrong else float("nan")
+    among = float(on_twin[paired].sum()) / on_other if on_other else float("nan")
+    return TwinShare(per_keypoint, overall, among, int(n_wrong))

@@ -1,0 +1,302 @@
+import math
+
+import pytest
+import torch
+
+from regdakit import density
+from regdakit.disparity import ground_false_distribution, pseudo_labels
+from regdakit.keypoints import BODY16
+from regdakit.metrics import error_landing
+from regdakit.models import PoseResNet, resnet_tiny
+
+# --- position_histogram and smooth ------------------------------------------
+
+
+def test_histogram_rounds_to_nearest_cell_and_drops_off_map():
+    positions = torch.tensor([[0.4, 0.0], [0.5, 0.0], [2.0, 1.2], [2.4, 0.6], [-0.6, 0.0], [3.5, 0.0], [0.0, 2.5]])
+    counts = density.position_histogram(positions, (2, 4))  # H=2 rows, W=4 columns
+    # (0.4, 0) -> col 0; (0.5, 0) rounds up to col 1; (2, 1.2) and (2.4, 0.6) -> row 1, col 2;
+    # (-0.6, 0) -> col -1, (3.5, 0) -> col 4 and (0, 2.5) -> row 3 are off the map.
+    assert counts.tolist() == [[1, 1, 0, 0], [0, 0, 2, 0]]
+    assert counts.dtype == torch.float64
+
+
+def test_histogram_bad_input():
+    with pytest.raises(ValueError, match=r"positions must have shape \(N, 2\), got \(3\)"):
+        density.position_histogram(torch.zeros(3), 4)
+    with pytest.raises(ValueError, match="NaN"):
+        density.position_histogram(torch.tensor([[float("nan"), 0.0]]), 4)
+    with pytest.raises(ValueError, match="map_size must be positive"):
+        density.position_histogram(torch.zeros(1, 2), 0)
+
+
+def test_smooth_keeps_mass_and_symmetry_away_from_the_border():
+    grid = torch.zeros(15, 15, dtype=torch.float64)
+    grid[7, 7] = 1.0
+    out = density.smooth(grid, 1.5)
+    assert out.sum().item() == pytest.approx(1.0, abs=1e-12)
+    assert out.argmax().item() == 7 * 15 + 7
+    torch.testing.assert_close(out, out.T)
+    torch.testing.assert_close(out, out.flip(0))
+    # Hand value: the kernel is a normalised 1-D Gaussian g truncated at 3 sigma; the centre is g(0)^2.
+    g = torch.exp(-(torch.arange(-5, 6, dtype=torch.float64) ** 2) / (2 * 1.5**2))
+    assert out[7, 7].item() == pytest.approx((1 / g.sum()).item() ** 2)
+
+
+def test_smooth_zero_sigma_is_a_copy_and_rejects_negative():
+    grid = torch.rand(3, 4)
+    out = density.smooth(grid, 0)
+    assert torch.equal(out, grid) and out is not grid
+    with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
+        density.smooth(grid, -1.0)
+    with pytest.raises(ValueError, match=r"grid must have shape \(H, W\)"):
+        density.smooth(torch.zeros(1, 3, 4), 1.0)
+
+
+# --- error_density and mean_image ------------------------------------------
+
+
+def _two_keypoints():
+    pred = torch.tensor([[[1.0, 1.0], [3.0, 0.0]], [[2.0, 2.0], [3.0, 0.0]], [[0.0, 3.0], [1.0, 3.0]]])  # (B=3, K=2, 2)
+    wrong = torch.tensor([[True, True], [True, False], [False, True]])
+    return pred, wrong
+
+
+def test_error_density_hand_case():
+    pred, wrong = _two_keypoints()
+    d0 = density.error_density(pred, wrong, 0, 4, sigma=0)
+    expected = torch.zeros(4, 4, dtype=torch.float64)
+    expected[1, 1] = expected[2, 2] = 0.5  # the two wrong predictions of keypoint 0; (0, 3) was right
+    torch.testing.assert_close(d0, expected)
+    d1 = density.error_density(pred, wrong, 1, 4, sigma=0)
+    assert d1[0, 3].item() == 0.5 and d1[3, 1].item() == 0.5
+    pooled = density.error_density(pred, wrong, None, 4, sigma=0)
+    assert pooled[1, 1].item() == 0.25 and pooled.sum().item() == pytest.approx(1.0)
+
+
+def test_error_density_is_normalised_after_smoothing_and_zero_without_errors():
+    pred, wrong = _two_keypoints()
+    smoothed = density.error_density(pred, wrong, 0, (8, 6), sigma=1.0)
+    assert smoothed.shape == (8, 6) and smoothed.sum().item() == pytest.approx(1.0)
+    assert torch.equal(
+        density.error_density(pred, torch.zeros_like(wrong), 0, 4), torch.zeros(4, 4, dtype=torch.float64)
+    )
+
+
+def test_error_density_bad_input():
+    pred, wrong = _two_keypoints()
+    with pytest.raises(ValueError, match=r"keypoint must be in 0..1 or None, got 2"):
+        density.error_density(pred, wrong, 2, 4)
+    with pytest.raises(ValueError, match=r"wrong must have shape \(3, 2\)"):
+        density.error_density(pred, wrong[:2], 0, 4)
+    with pytest.raises(ValueError, match=r"pred must have shape \(B, K, 2\)"):
+        density.error_density(pred[0], wrong, 0, 4)
+    bad = pred.clone()
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="pred contains NaN"):
+        density.error_density(bad, wrong, 0, 4)
+
+
+def test_mean_image():
+    images = torch.stack([torch.zeros(3, 4, 4), torch.ones(3, 4, 4)])
+    assert torch.equal(density.mean_image(images), torch.full((3, 4, 4), 0.5))
+    with pytest.raises(ValueError, match="at least one image"):
+        density.mean_image(torch.zeros(0, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"images must have shape \(N, C, H, W\)"):
+        density.mean_image(torch.zeros(3, 4, 4))
+
+
+def test_predict_batches_like_one_pass(one_thread):
+    torch.manual_seed(0)
+    model = PoseResNet(resnet_tiny(), num_keypoints=3, upsampling_channels=16, adversarial=False)
+    images = torch.rand(5, 3, 64, 64)
+    logits = density.predict(model, images, batch_size=2)
+    assert logits.shape == (5, 3, 16, 16) and not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model.head(model.features(images)))
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        density.predict(model, images, batch_size=0)
+
+
+# --- highest_density_region and coverage -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mass", "cells"),
+    [
+        (0.5, {(0, 0)}),
+        (0.6, {(0, 0), (0, 1)}),
+        (0.8, {(0, 0), (0, 1)}),
+        (0.81, {(0, 0), (0, 1), (1, 0)}),
+        (1.0, {(0, 0), (0, 1), (1, 0)}),
+    ],
+)
+def test_region_hand_cases(mass, cells):
+    p = torch.tensor([[0.5, 0.3], [0.2, 0.0]])  # float32 on purpose: 0.5 / 1.0000000149 still reaches mass 0.5
+    region = density.highest_density_region(p, mass)
+    assert {tuple(ij) for ij in region.nonzero().tolist()} == cells
+
+
+def test_region_ties_are_all_included_and_scale_does_not_matter():
+    p = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0]], dtype=torch.float64)  # total 6
+    region = density.highest_density_region(p, 0.5)
+    # 2/6 < 0.5, so the region needs a tied 1-cell: all four come in (it holds 6/6).
+    assert region.tolist() == [[True] * 4, [True, False, False, False]]
+    assert torch.equal(density.highest_density_region(p, 0.3), p == 2)
+    torch.testing.assert_close(density.highest_density_region(p * 7, 0.5), region, rtol=0, atol=0)
+
+
+def test_region_batched_maps_are_independent():
+    maps = torch.full((2, 2, 3, 3), 0.01)
+    maps[0, 1, 0, 0] = maps[1, 0, 2, 2] = 1.0
+    maps[1, 1, 1, 1] = 3.0
+    region = density.highest_density_region(maps, 0.5)
+    assert region.shape == (2, 2, 3, 3)
+    for b in range(2):
+        for k in range(2):
+            torch.testing.assert_close(region[b, k], density.highest_density_region(maps[b, k], 0.5), rtol=0, atol=0)
+    assert region[0, 0].all()  # a flat map: every cell ties
+    assert region[1, 1].sum().item() == 1 and region[1, 1, 1, 1]
+
+
+def test_region_bad_input():
+    with pytest.raises(ValueError, match="positive sum"):
+        density.highest_density_region(torch.zeros(2, 2), 0.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        density.highest_density_region(torch.tensor([[1.0, -0.5]]), 0.5)
+    with pytest.raises(ValueError, match=r"mass must be in \(0, 1\]"):
+        density.highest_density_region(torch.ones(2, 2), 1.5)
+    with pytest.raises(ValueError, match="mass must be finite and > 0"):
+        density.highest_density_region(torch.ones(2, 2), 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        density.highest_density_region(torch.tensor([[1.0, float("nan")]]), 0.5)
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
+        density.highest_density_region(torch.ones(4), 0.5)
+
+
+def test_coverage_hand_case():
+    maps = torch.zeros(3, 2, 4, dtype=torch.float64)  # N=3 maps of 2 x 4 = 8 cells
+    maps[0, 0, 0], maps[0, 1, 3] = 0.9, 0.1  # region at 0.5: {(row 0, col 0)}, 1 cell
+    maps[1, 0, :] = 0.25  # region: the 4 tied cells of row 0
+    maps[2, 1, 1] = 1.0  # region: {(row 1, col 1)}
+    positions = torch.tensor([[0.2, -0.3], [2.6, 1.0], [1.0, 1.4]])  # in, out (row 1), in
+    result = density.coverage(maps, positions, mass=0.5)
+    assert result.share == pytest.approx(2 / 3)
+    assert result.uniform == pytest.approx((1 / 8 + 4 / 8 + 1 / 8) / 3)
+    assert result.ratio == pytest.approx((2 / 3) / (6 / 24))
+    assert (result.n, result.mass) == (3, 0.5)
+
+
+def test_coverage_off_map_points_are_not_covered():
+    maps = torch.ones(1, 2, 2)
+    result = density.coverage(maps, torch.tensor([[2.0, 0.0]]), mass=1.0)
+    assert result.share == 0.0 and result.uniform == 1.0
+
+
+def test_coverage_empty_and_bad_input():
+    empty = density.coverage(torch.zeros(0, 3, 3), torch.zeros(0, 2))
+    assert empty.n == 0 and math.isnan(empty.share) and math.isnan(empty.uniform) and math.isnan(empty.ratio)
+    with pytest.raises(ValueError, match="same N"):
+        density.coverage(torch.ones(2, 3, 3), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match=r"distributions must have shape \(N, H, W\)"):
+        density.coverage(torch.ones(3, 3), torch.zeros(3, 2))
+
+
+# --- ground_false_coverage ---------------------------------------------------
+
+
+def _peaked_logits(cells: list[list[tuple[int, int]]], size: int = 16) -> torch.Tensor:
+    """Logits whose argmax of (b, k) is at cell (x, y) = cells[b][k]."""
+    logits = torch.zeros(len(cells), len(cells[0]), size, size)
+    for b, row in enumerate(cells):
+        for k, (x, y) in enumerate(row):
+            logits[b, k, y, x] = 1.0
+    return logits
+
+
+def test_ground_false_coverage_collapsed_prediction_is_covered_far_one_is_not():
+    # Keypoint 0 of sample 0 is predicted on keypoint 1 (a confusion); of sample 1, far from everything.
+    cells = [[(10, 3), (10, 3), (5, 12)], [(14, 14), (10, 3), (5, 12)]]
+    logits = _peaked_logits(cells)
+    pred = torch.tensor(cells, dtype=torch.float32)
+    wrong = torch.tensor([[True, False, False], [True, False, False]])
+    result = density.ground_false_coverage(logits, pred, wrong, mass=0.5)
+    assert result.n == 2 and result.share == 0.5
+    # The baseline is the area of the same regions, computed from P_F (Eq. 2) directly.
+    _, false = pseudo_labels(logits)
+    p_f = ground_false_distribution(false)
+    torch.testing.assert_close(p_f.sum(dim=(-2, -1)), torch.ones(2, 3))
+    region = density.highest_density_region(p_f[:, 0], 0.5)
+    assert result.uniform == pytest.approx(region.double().mean().item())
+    # Half the mass of a Gaussian of sigma 2 lies in a disc of radius 2 sqrt(2 ln 2) = 2.35 cells (17 cells);
+    # P_F is two such Gaussians, so about 35 of the 256 cells, up to the discretisation.
+    assert 0.11 < result.uniform < 0.2
+
+
+def test_ground_false_coverage_excludes_the_keypoint_itself():
+    # One keypoint alone far from the others: its own Gaussian is not in its P_F, so it is not covered.
+    cells = [[(2, 2), (12, 12), (13, 12)]]
+    logits = _peaked_logits(cells)
+    pred = torch.tensor(cells, dtype=torch.float32)
+    only_0 = torch.tensor([[True, False, False]])
+    assert density.ground_false_coverage(logits, pred, only_0, mass=0.9).share == 0.0
+    only_1 = torch.tensor([[False, True, False]])  # keypoint 1 sits next to keypoint 2: covered
+    assert density.ground_false_coverage(logits, pred, only_1, mass=0.5).share == 1.0
+    both = only_0 | only_1
+    assert density.ground_false_coverage(logits, pred, both, mass=0.5, keypoint=1).n == 1
+
+
+def test_ground_false_coverage_grows_with_mass_and_sigma():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 5, 16, 16)
+    pred = torch.rand(8, 5, 2) * 15
+    wrong = torch.ones(8, 5, dtype=torch.bool)
+    small, large = (density.ground_false_coverage(logits, pred, wrong, mass=m) for m in (0.5, 0.9))
+    assert large.uniform > small.uniform and large.share >= small.share
+    wide = density.ground_false_coverage(logits, pred, wrong, mass=0.5, sigma=3.0)
+    assert wide.uniform > small.uniform
+
+
+def test_ground_false_coverage_bad_input():
+    logits = torch.zeros(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"must agree on \(B, K\)"):
+        density.ground_false_coverage(logits, torch.zeros(2, 2, 2), torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="keypoint must be in 0..2"):
+        density.ground_false_coverage(logits, torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool), keypoint=3)
+    bad = logits.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="logits contains NaN or Inf"):
+        density.ground_false_coverage(bad, torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool))
+
+
+# --- twin_share ---------------------------------------------------------------
+
+
+def test_twin_share_from_error_landing_on_bodies():
+    k = BODY16.num_keypoints
+    gt = torch.stack([torch.arange(k, dtype=torch.float32) * 4, torch.full((k,), 10.0)], dim=-1)[None]  # 4 cells apart
+    pred = gt.clone()
+    l_wrist, r_wrist, l_knee = BODY16.index("l_wrist"), BODY16.index("r_wrist"), BODY16.index("l_knee")
+    pred[0, l_wrist] = gt[0, r_wrist]  # left wrist on its twin
+    pred[0, r_wrist] = gt[0, l_knee]  # right wrist on another keypoint, not its twin
+    pred[0, l_knee] = torch.tensor([30.0, 40.0])  # left knee on the background
+    landing = error_landing(pred, gt, torch.ones(1, k), radius=1.6, map_size=64)
+    result = density.twin_share(landing.confusion, BODY16.flip_pairs)
+    assert result.n_wrong == 3
+    assert result.overall == pytest.approx(1 / 3)
+    assert result.among_on_other == pytest.approx(1 / 2)
+    assert result.per_keypoint[l_wrist].item() == 1.0 and result.per_keypoint[r_wrist].item() == 0.0
+    unpaired = BODY16.index("pelvis")
+    assert math.isnan(result.per_keypoint[unpaired].item())  # no twin
+    assert math.isnan(result.per_keypoint[BODY16.index("r_ankle")].item())  # a twin, but no errors
+
+
+def test_twin_share_bad_input():
+    with pytest.raises(ValueError, match=r"confusion must have shape \(K, K \+ 1\)"):
+        density.twin_share(torch.zeros(3, 3, dtype=torch.long), [(0, 1)])
+    with pytest.raises(ValueError, match="flip pair"):
+        density.twin_share(torch.zeros(2, 3, dtype=torch.long), [(0, 2)])
+    with pytest.raises(ValueError, match="non-negative"):
+        density.twin_share(torch.tensor([[0, -1, 0], [0, 0, 0]]), [(0, 1)])
+    none = density.twin_share(torch.zeros(2, 3, dtype=torch.long), [(0, 1)])
+    assert none.n_wrong == 0 and math.isnan(none.overall) and math.isnan(none.among_on_other)
