@@ -8,7 +8,7 @@ run)``: ``add_arguments(parser)`` declares the command's options and
   validates a dataset folder, prints the number of items per split and saves
   a gallery of samples with their skeletons.
 * ``python -m regdakit train --task hands --method regda --preset cpu-small [--key=value ...]``
-  trains ``erm``, ``oracle`` or ``regda`` (see :mod:`regdakit.train`); any
+  trains ``erm``, ``oracle``, ``regda`` or ``control`` (see :mod:`regdakit.train`); any
   ``TrainConfig`` field is a type-checked ``--key=value``, nested ones as
   ``--regda.margin=2``; ``--resume`` continues a run exactly.
 * ``python -m regdakit eval --checkpoint PATH`` evaluates a checkpoint on its

@@ -82,8 +82,9 @@ __all__ = [
 
 #: Default (source, target) domains per task: RHD -> H3D-like hands, SURREAL -> Human3.6M-like bodies.
 TASK_DOMAINS = {"hands": ("rendered", "studio"), "bodies": ("synthetic", "lab")}
-#: What ``--method`` accepts: ``oracle`` is ERM on labelled target batches.
-RUN_METHODS = ("erm", "oracle", "regda")
+#: What ``--method`` accepts: ``oracle`` is ERM on labelled target batches; ``control`` is RegDA's
+#: schedule without the adversarial game (:mod:`regdakit.methods.control`).
+RUN_METHODS = ("erm", "oracle", "regda", "control")
 #: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
 ROTATION = {"hands": 180.0, "bodies": 30.0}
 
@@ -105,7 +106,7 @@ class TrainConfig:
 
     Attributes:
         task: ``"hands"`` or ``"bodies"``.
-        method: ``"erm"``, ``"oracle"`` or ``"regda"``.
+        method: ``"erm"``, ``"oracle"``, ``"regda"`` or ``"control"``.
         source: Source domain: a synthetic domain of the task, or a real dataset name of
             :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
             ``None`` for the task's default (:data:`TASK_DOMAINS`).
@@ -127,6 +128,9 @@ class TrainConfig:
         eval_size: Images per fixed evaluation set.
         augment: Augment training batches (rotation, crop, colour, blur).
         keep_pretrained_head: Carry ``f`` from pre-training into RegDA (the reference's heads restart random).
+        init_checkpoint: RegDA / control start from this source-only checkpoint (a trainer checkpoint or
+            snapshot of an ERM run, e.g. the shipped ones of :mod:`regdakit.pretrained`) instead of
+            pre-training; its architecture and task must match this config.
         seed: Seeds weights and training streams (evaluation sets are fixed).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         out: Root folder of runs and of the pre-training cache.
@@ -156,6 +160,7 @@ class TrainConfig:
     eval_size: int = 256
     augment: bool = True
     keep_pretrained_head: bool = True
+    init_checkpoint: str | None = None
     seed: int = 0
     device: str = "auto"
     out: str = "runs"
@@ -708,6 +713,23 @@ def _pretrain(cfg, eval_sets, device, *, stop_after, progress) -> dict[str, torc
     return model.state_dict()
 
 
+def _initial_weights(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """The weights of ``cfg.init_checkpoint``, checked against ``cfg``'s task and architecture."""
+    path = Path(cfg.init_checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_checkpoint {cfg.init_checkpoint} does not exist")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise ValueError(f"init_checkpoint {cfg.init_checkpoint} is not a regdakit checkpoint (no 'config' / 'model')")
+    saved = state["config"]
+    for key in ("task", "backbone", "head_layers"):
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(
+                f"init_checkpoint {cfg.init_checkpoint} has {key}={saved.get(key)!r}, this run {getattr(cfg, key)!r}"
+            )
+    return state["model"]
+
+
 def train(
     cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None, progress: bool = True
 ) -> dict[str, Any]:
@@ -733,10 +755,13 @@ def train(
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(dataclasses.asdict(cfg), run_dir / "config.json")
-    if cfg.method == "regda":
-        pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress)
+    if cfg.method in ("regda", "control"):  # both adapt the same cached source-only model
+        if cfg.init_checkpoint is not None:
+            pretrained = _initial_weights(cfg, device)
+        else:
+            pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress)
         assert pretrained is not None
-        model = _build_model(cfg, adversarial=True, seed=cfg.seed + 1, device=device)
+        model = _build_model(cfg, adversarial=cfg.method == "regda", seed=cfg.seed + 1, device=device)
         keep = ("backbone.", "upsampling.") + (("head.",) if cfg.keep_pretrained_head else ())
         missing, unexpected = model.load_state_dict(
             {k: v for k, v in pretrained.items() if k.startswith(keep)}, strict=False
@@ -745,7 +770,7 @@ def train(
         # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
         source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed + 1, labels=True)
         target = make_stream(cfg, cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
-        phase = _Phase("adapt", "regda", cfg.regda, cfg.adapt_iterations, run_dir, source, target)
+        phase = _Phase("adapt", cfg.method, cfg.regda, cfg.adapt_iterations, run_dir, source, target)
     else:
         model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
         # The oracle is ERM on the *target*'s labelled stream.

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from regdakit.methods import METHODS, erm, regda
+from regdakit.methods import METHODS, adabn, control, erm, regda
 from regdakit.models import pose_resnet
 
 K = 5
@@ -122,6 +122,68 @@ def test_regda_rejects_labelled_target(key):
 def test_regda_needs_an_adversarial_head():
     with pytest.raises(ValueError, match="adversarial head"):
         regda.make_optimizers(_model(erm), regda.Config())
+
+
+def _bn_buffers(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+
+
+def test_control_learns_from_the_source_only_and_lets_batchnorm_see_the_target():
+    cfg = regda.Config()
+    (batch_s, batch_t), (_, other_t) = _batches(2)
+    after = []
+    for target in (batch_t, other_t):
+        model = _model(control)
+        losses = control.step(model, batch_s, target, control.make_optimizers(model, cfg), cfg, it=0)
+        assert set(losses) == {"A_source"}
+        after.append((_snapshot(model), _bn_buffers(model)))
+    (params_1, bn_1), (params_2, bn_2) = after
+    # Weights do not depend on the target batch at all...
+    assert all(torch.equal(params_1[k], params_2[k]) for k in params_1)
+    # ...but BatchNorm's running statistics do.
+    assert any(not torch.equal(bn_1[k], bn_2[k]) for k in bn_1 if "num_batches" not in k)
+
+
+def test_control_uses_regdas_optimiser_recipe_without_f_prime():
+    cfg = regda.Config(lr=0.02, head_lr=0.3)
+    optimizers = control.make_optimizers(_model(control), cfg)
+    assert set(optimizers) == {"psi", "head"}
+    assert [g["lr"] for g in optimizers["psi"].param_groups] == [0.02, 0.02]
+    assert optimizers["head"].param_groups[0]["lr"] == 0.3
+    assert optimizers["head"].param_groups[0]["nesterov"] is True
+
+
+@pytest.mark.parametrize("key", regda.LABEL_KEYS)
+def test_control_rejects_labelled_target(key):
+    model, cfg = _model(control), regda.Config()
+    ((batch_s, batch_t),) = _batches(1)
+    with pytest.raises(ValueError, match="target labels"):
+        control.step(
+            model, batch_s, dict(batch_t, **{key: batch_s["weight"]}), control.make_optimizers(model, cfg), cfg, 0
+        )
+
+
+def test_adabn_running_statistics_are_the_average_over_target_batches():
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(3)
+    model = torch.nn.Sequential(bn)
+    weight_before = bn.weight.detach().clone()
+    batches = [torch.randn(4, 3, 5, 5) * 2 + 1, torch.randn(4, 3, 5, 5) - 3]
+    assert adabn.recompute_batchnorm(model, batches) == 8
+    # Equal batch sizes: the cumulative average of batch means is the overall mean,
+    # and the running variance is the average of the per-batch unbiased variances.
+    expected_mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    expected_var = torch.stack([b.transpose(0, 1).reshape(3, -1).var(dim=1) for b in batches]).mean(0)
+    torch.testing.assert_close(bn.running_mean, expected_mean)
+    torch.testing.assert_close(bn.running_var, expected_var)
+    assert torch.equal(bn.weight, weight_before) and not model.training and bn.momentum == 0.1
+
+
+def test_adabn_errors():
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        adabn.recompute_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), [torch.rand(1, 3, 4, 4)])
+    with pytest.raises(ValueError, match="empty"):
+        adabn.recompute_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), [])
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of")

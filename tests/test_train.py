@@ -137,6 +137,47 @@ def test_oracle_trains_on_labelled_target_batches(tmp_path, monkeypatch):
     assert domains == {T.TASK_DOMAINS["hands"][1]}
 
 
+def test_control_adapts_the_cached_source_only_model_without_target_labels(tmp_path, monkeypatch):
+    from regdakit.methods import control
+
+    real_step, seen_target_keys = control.step, set()
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        seen_target_keys.update(batch_t)
+        return real_step(model, batch_s, batch_t, optimizers, cfg, it)
+
+    monkeypatch.setattr(control, "step", step)
+    T.train(_cfg(tmp_path, method="regda"), progress=False)
+    cached = list((tmp_path / "pretrain").iterdir())
+    result = T.train(_cfg(tmp_path, method="control"), progress=False)
+    assert list((tmp_path / "pretrain").iterdir()) == cached  # the same pre-training, reused
+    assert result["iteration"] == 6 and seen_target_keys == {"image", "meta"}
+    state = torch.load(tmp_path / "hands-control-tiny64-seed0" / "last.pt", weights_only=True)
+    assert not state["adversarial"]
+
+
+def test_regda_can_start_from_a_source_only_checkpoint(tmp_path):
+    erm_run = T.train(_cfg(tmp_path, method="erm"), progress=False)
+    start = T.load_checkpoint(f"{erm_run['run_dir']}/last.pt", device="cpu")[0].state_dict()
+    cfg = _cfg(tmp_path, method="regda", init_checkpoint=f"{erm_run['run_dir']}/last.pt", adapt_iterations=1)
+    result = T.train(cfg, progress=False)
+    assert not (tmp_path / "pretrain").exists()  # nothing was pre-trained
+    adapted = T.load_checkpoint(f"{result['run_dir']}/last.pt", device="cpu")[0].state_dict()
+    # One iteration from the checkpoint: close to it, not equal (it trained), f' is new.
+    assert any(k.startswith("head_adv.") for k in adapted)
+    delta = max((adapted[k] - v).abs().max().item() for k, v in start.items() if v.is_floating_point())
+    assert 0 < delta < 1
+
+
+def test_init_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        T.train(_cfg(tmp_path, init_checkpoint=str(tmp_path / "missing.pt")), progress=False)
+    erm_run = T.train(_cfg(tmp_path, method="erm"), progress=False)
+    other = _cfg(tmp_path, task="bodies", init_checkpoint=f"{erm_run['run_dir']}/last.pt", run_name="x")
+    with pytest.raises(ValueError, match="task='hands'"):
+        T.train(other, progress=False)
+
+
 # ---------------------------------------------------------------------- CLI
 
 

@@ -158,17 +158,20 @@ class Config:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
-def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(
+    model: PoseResNet, cfg: Config, players: tuple[str, ...] = ("psi", "head", "head_adv")
+) -> dict[str, torch.optim.Optimizer]:
     """Three SGD optimisers, one per player: ``{"psi", "head", "head_adv"}``.
 
     Separate optimisers because each step updates a different subset: the
-    alternating game has no single objective (STYLE.md item 2).
+    alternating game has no single objective (STYLE.md item 2). ``players``
+    picks a subset with the same recipe (the control has no ``f'``).
 
     Raises:
-        ValueError: The model has no adversarial head.
+        ValueError: ``f'`` is asked for and the model has no adversarial head.
     """
     groups = parameter_groups(model)
-    if "head_adv" not in groups:
+    if "head_adv" in players and "head_adv" not in groups:
         raise ValueError("RegDA needs a model with an adversarial head f' (pose_resnet(..., adversarial=True))")
 
     def sgd(params: list[Any], lr: float) -> torch.optim.SGD:
@@ -176,11 +179,12 @@ def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Opt
             params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
         )
 
-    return {
-        "psi": sgd([{"params": groups["backbone"]}, {"params": groups["upsampling"]}], cfg.lr),
-        "head": sgd(groups["head"], cfg.head_lr),
-        "head_adv": sgd(groups["head_adv"], cfg.head_lr),
+    recipes = {
+        "psi": lambda: sgd([{"params": groups["backbone"]}, {"params": groups["upsampling"]}], cfg.lr),
+        "head": lambda: sgd(groups["head"], cfg.head_lr),
+        "head_adv": lambda: sgd(groups["head_adv"], cfg.head_lr),
     }
+    return {name: recipes[name]() for name in players}
 
 
 def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""The control of the synthetic benchmark: RegDA's schedule with its adversarial terms switched off.
+
+RegDA's adaptation phase differs from the end of source-only training in three
+ways at once: the adversarial game, *more iterations* with another optimiser
+(SGD at RegDA's rates after the pre-training), and target batches forwarded
+in train mode, so that BatchNorm's running statistics drift towards the
+target (AdaBN-like). The paper compares RegDA with the source-only model only,
+which credits all three to the game. This control keeps the last two:
+
+* the same iterations, optimisers, learning rates and schedule as
+  :mod:`regdakit.methods.regda` (its :class:`~regdakit.methods.regda.Config`);
+* the same supervised source loss ``L_src(f)`` (step A without ``margin *
+  L_T``: the ``L_T`` term exists only to train ``f'`` for the game);
+* one forward of every target batch through ``psi`` and ``f`` in train mode,
+  without a graph: BatchNorm sees the target exactly as often as in the fused
+  RegDA step, and nothing is learnt from it.
+
+So RegDA minus the control is the effect of the adversarial game alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from regdakit.methods import regda
+from regdakit.methods.erm import source_loss
+from regdakit.methods.regda import Config, _check_unlabelled, make_schedulers
+from regdakit.models import PoseResNet
+
+__all__ = ["Config", "make_optimizers", "make_schedulers", "step"]
+
+
+def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """RegDA's SGD optimisers of ``psi`` and ``f`` (same rates, momentum, decay); no ``f'``."""
+    return regda.make_optimizers(model, cfg, players=("psi", "head"))
+
+
+def step(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    batch_t: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+) -> dict[str, float]:
+    """One control iteration: a supervised source step, then a gradient-free target forward in train mode.
+
+    Args:
+        model: A :class:`PoseResNet` in train mode (``f'``, if present, is not used).
+        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        batch_t: Unlabelled target batch: ``image (B, 3, H, W)``; label keys raise.
+        optimizers: From :func:`make_optimizers`.
+        cfg: RegDA's hyper-parameters; ``source_loss``, ``lr``, ``head_lr``... are used, the game's are not.
+        it: The iteration (unused: no gradient-scaling layer is involved; kept for the shared interface).
+
+    Returns:
+        ``{"A_source": L_src}``.
+    """
+    _check_unlabelled(batch_t)
+    y_s = model.head(model.features(batch_s["image"]))  # (B, K, H, W)
+    loss = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers.values():
+        opt.step()
+    with torch.no_grad():  # BatchNorm running statistics of psi and f see the target batch
+        model.head(model.features(batch_t["image"]))
+    return {"A_source": loss.item()}
