@@ -18,14 +18,15 @@ from typing import Any
 
 from regdakit.models import PoseResNet
 
-__all__ = ["CHECKPOINTS", "PRESET", "RETRAIN_COMMANDS", "load_source_only", "retrain_config"]
+__all__ = ["CHECKPOINTS", "PRESET", "RETRAIN_COMMANDS", "load_source_only", "retrain_config", "source_only_files"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 #: Where the shipped checkpoints live, per task.
 CHECKPOINTS = {task: _ROOT / "data_samples" / "checkpoints" / f"{task}_source_only.pt" for task in ("hands", "bodies")}
 #: The training preset of the shipped models (:data:`regdakit.train.PRESETS`).
 PRESET = "cpu-bench"
-#: The one command that retrains each shipped checkpoint (then copy ``model.pt`` over the shipped file).
+#: The one command that retrains each shipped checkpoint: ``tools/ship_checkpoints.py`` copies its
+#: ``last.pt`` (model and config only) and ``metrics.jsonl`` into ``data_samples/checkpoints/``.
 RETRAIN_COMMANDS = {
     task: f"python -m regdakit train --task {task} --method erm --preset {PRESET} --seed=0 "
     f"--run_name={task}-source-only"
@@ -46,6 +47,38 @@ def _check_task(task: str) -> None:
         raise ValueError(f"task must be one of {sorted(CHECKPOINTS)}, got {task!r}")
 
 
+def source_only_files(
+    task: str = "hands", *, retrain: bool = False, out: str | os.PathLike = "runs"
+) -> tuple[Path, Path]:
+    """``(checkpoint, metrics log)`` of the source-only model of ``task``.
+
+    The shipped files (:data:`CHECKPOINTS` and the training log beside each, ``*.metrics.jsonl``),
+    or, with ``retrain=True``, those of a run of :data:`RETRAIN_COMMANDS` in ``<out>/<task>-source-only``
+    (trained now if not finished yet: minutes on a CPU).
+
+    Raises:
+        ValueError: Unknown task.
+        FileNotFoundError: A shipped file is missing (a partial checkout); ``retrain=True`` rebuilds it.
+    """
+    from regdakit.train import train
+
+    _check_task(task)
+    if not retrain:
+        path = CHECKPOINTS[task]
+        log = path.with_suffix(".metrics.jsonl")
+        for needed in (path, log):
+            if not needed.is_file():
+                raise FileNotFoundError(
+                    f"the shipped file {needed} is missing; pass retrain=True or run: {RETRAIN_COMMANDS[task]}"
+                )
+        return path, log
+    cfg = retrain_config(task, out)
+    last = cfg.run_dir / "last.pt"
+    if not (cfg.run_dir / "final.json").is_file():
+        train(cfg, resume=last.is_file())
+    return last, cfg.run_dir / "metrics.jsonl"
+
+
 def load_source_only(
     task: str = "hands", *, retrain: bool = False, out: str | os.PathLike = "runs", device: str = "cpu"
 ) -> tuple[PoseResNet, Any]:
@@ -53,8 +86,7 @@ def load_source_only(
 
     Args:
         task: ``"hands"`` (rendered -> studio) or ``"bodies"`` (synthetic -> lab).
-        retrain: Train it again with :data:`RETRAIN_COMMANDS` (minutes on a CPU; the run goes to
-            ``<out>/<task>-source-only``, and an existing finished run there is reused).
+        retrain: Train it again with :data:`RETRAIN_COMMANDS` (see :func:`source_only_files`).
         out: Root folder of the retraining run.
         device: Where the model goes.
 
@@ -67,21 +99,8 @@ def load_source_only(
         ValueError: Unknown task.
         FileNotFoundError: The shipped checkpoint is missing (a partial checkout); ``retrain=True`` rebuilds it.
     """
-    from regdakit.train import load_checkpoint, train
+    from regdakit.train import load_checkpoint
 
-    _check_task(task)
-    if not retrain:
-        path = CHECKPOINTS[task]
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the shipped {task} checkpoint {path} is missing; pass retrain=True or run: {RETRAIN_COMMANDS[task]}"
-            )
-        model, cfg, _ = load_checkpoint(path, device)
-        return model, cfg
-    cfg = retrain_config(task, out)
-    last = cfg.run_dir / "last.pt"
-    done = (cfg.run_dir / "final.json").is_file()
-    if not done:
-        train(cfg, resume=last.is_file())
-    model, cfg, _ = load_checkpoint(last, device)
+    path, _ = source_only_files(task, retrain=retrain, out=out)
+    model, cfg, _ = load_checkpoint(path, device)
     return model, cfg
