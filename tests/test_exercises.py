@@ -1,72 +1,612 @@
+"""The exercise checkers diagnose typical wrong answers, and the solutions switch fills only blanks.
+
+Each wrong answer below is written the way a student would write it (loops,
+meshgrids, ``F.kl_div``), independently of the checker's own variants, and
+the test asserts the specific diagnosis. A correct student version, written
+differently from the library, must pass.
+"""
+
+from __future__ import annotations
+
+import math
+import runpy
+import warnings
+from pathlib import Path
+
+import pytest
 import torch
+import torch.nn.functional as F
 
 from regdakit import exercises as ex
-from regdakit.disparity import ground_false_from_truth, ground_false_loss
-from regdakit.heatmaps import encode
-from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
-from regdakit.metrics import pck
+from regdakit.disparity import ground_false_from_truth, pseudo_labels
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _switch_off(monkeypatch):
+    """Every test starts with the solutions switch off, whatever the environment says."""
+    monkeypatch.delenv(ex.SOLUTIONS_VARIABLE, raising=False)
 
 
 def stub(*args):
     raise NotImplementedError
 
 
-def test_encode_checker():
-    assert ex.check_encode(lambda k, v, s, st, sg: encode(k, v, s, st, sg)[0]).status == "correct"
+def crash(*args):
+    return [1, 2, 3][10]
+
+
+def incorrect(fb: ex.Feedback, *needles: str) -> bool:
+    """The feedback is "incorrect" and its message contains every needle."""
+    return fb.status == "incorrect" and all(n in fb.message for n in needles)
+
+
+# --- encode ---------------------------------------------------------------------------------
+
+
+def student_encode(keypoints, visible, heatmap_size, stride, sigma, mistake=None):
+    """A student's encode: 2-D meshgrid, one formula; ``mistake`` injects one typical error."""
+    h, w = heatmap_size
+    if mistake == "width_height":
+        h, w = w, h
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    if mistake == "cell_centre":
+        xs, ys = xs + 0.5, ys + 0.5
+    c = {
+        "no_stride": keypoints,
+        "times_stride": keypoints * stride,
+        "pixel_centre": (keypoints + 0.5) / stride - 0.5,
+        "round": (keypoints / stride).round(),
+        "int": (keypoints / stride).floor(),
+    }.get(mistake, keypoints / stride)
+    x, y = c[..., 0, None, None], c[..., 1, None, None]
+    if mistake == "swap":
+        x, y = y, x
+    if mistake == "sigma_pixels":  # distances in image pixels with sigma meant in cells
+        d2 = (xs * stride - keypoints[..., 0, None, None]) ** 2 + (ys * stride - keypoints[..., 1, None, None]) ** 2
+    else:
+        d2 = (xs - x) ** 2 + (ys - y) ** 2
+    s = sigma * stride if mistake == "sigma_times_stride" else sigma
+    if mistake == "variance":
+        g = torch.exp(-d2 / (2 * s))
+    elif mistake == "no_two":
+        g = torch.exp(-d2 / s**2)
+    else:
+        g = torch.exp(-d2 / (2 * s**2))
+    if mistake == "normalised":
+        g = g / (2 * math.pi * s**2)
+    if mistake == "sum_normalised":
+        g = g / g.sum(dim=(-2, -1), keepdim=True)
+    if mistake != "no_cut":
+        g = torch.where(g < 0.01, torch.zeros_like(g), g)
+    if mistake != "invisible":
+        g = g * visible[..., None, None].float()
+    if mistake == "tuple":
+        return g, visible.float()
+    if mistake == "numpy":
+        return g.numpy()
+    if mistake == "flat":
+        return g.flatten(2)
+    if mistake == "no_return":
+        return None
+    return g
+
+
+def encode_with(mistake):
+    return lambda k, v, s, st, sg: student_encode(k, v, s, st, sg, mistake)
+
+
+def test_encode_correct_blank_and_crash():
+    assert ex.check_encode(student_encode).status == "correct"
+    assert ex.check_encode(ex.solution("encode"))
     assert ex.check_encode(stub).status == "not attempted"
-    fb = ex.check_encode(lambda k, v, s, st, sg: encode(k.flip(-1), v, s, st, sg)[0])
-    assert fb.status == "incorrect" and "swapped" in fb.message
-    fb = ex.check_encode(lambda k, v, s, st, sg: encode(k, torch.ones_like(v), s, st, sg)[0])
-    assert "invisible" in fb.message
-    fb = ex.check_encode(lambda k, v, s, st, sg: encode(k, v, s, 1.0, sg)[0])
-    assert "stride" in fb.message
-    assert "shape" in ex.check_encode(lambda k, v, s, st, sg: torch.zeros(2, 2)).message
+    fb = ex.check_encode(crash)
+    assert incorrect(fb, "raised IndexError")
+    fb = ex.check_encode(lambda keypoints: keypoints)
+    assert incorrect(
+        fb, "raised TypeError", "the checker calls encode(keypoints, visible, heatmap_size, stride, sigma)"
+    )
 
 
-def test_ground_false_checker():
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("swap", ["x and y are swapped"]),
+        ("invisible", ["invisible keypoints must get an all-zero heatmap"]),
+        ("no_stride", ["divide the image position by the stride"]),
+        ("times_stride", ["don't multiply"]),
+        ("sigma_pixels", ["sigma is in heatmap cells, not image pixels"]),
+        ("sigma_times_stride", ["don't multiply it by stride"]),
+        ("variance", ["standard deviation"]),
+        ("no_two", ["the 2 is missing"]),
+        ("no_cut", ["below 0.01 to zero"]),
+        ("cell_centre", ["off by half a cell", "not at j + 0.5"]),
+        ("pixel_centre", ["off by half a pixel"]),
+        ("round", ["don't round"]),
+        ("int", ["don't truncate"]),
+        ("normalised", ["peak-1", "yours peaks at 0.07"]),
+        ("sum_normalised", ["peak-1", "don't divide by 2πσ² or by the sum"]),
+        ("width_height", ["should have shape (3, 5, 12, 16), got (3, 5, 16, 12)", "rows (y) first"]),
+        ("flat", ["not a flattened one"]),
+        ("tuple", ["return only the heatmaps", "not a tuple"]),
+        ("numpy", ["should be a torch.Tensor, got a NumPy array"]),
+        ("no_return", ["returned None", "forget `return`"]),
+    ],
+)
+def test_encode_diagnoses(mistake, needles):
+    fb = ex.check_encode(encode_with(mistake))
+    assert incorrect(fb, *needles), fb
+
+
+def test_encode_fallbacks_name_the_problem():
+    def shifted_one(k, v, s, st, sg):  # one keypoint two cells off
+        maps = student_encode(k, v, s, st, sg)
+        maps[1, 2] = student_encode(k + torch.tensor([8.0, 0.0]), v, s, st, sg)[1, 2]
+        return maps
+
+    fb = ex.check_encode(shifted_one)
+    assert incorrect(fb, "sample 1, keypoint 2: your Gaussian is centred near")
+
+    def wider_at_top(k, v, s, st, sg):  # the right centres and peaks, the wrong bump
+        return student_encode(k, v, s, st, sg) ** 0.5
+
+    assert incorrect(ex.check_encode(wider_at_top), "right places but their values differ")
+
+    fb = ex.check_encode(lambda k, v, s, st, sg: student_encode(k, v, s, st, sg) * float("nan"))
+    assert incorrect(fb, "NaN")
+
+
+def test_encode_accepts_values_at_the_cut_either_side():
+    # The library zeroes values <= 0.01, a student typically < 0.01: both are right.
+    fb = ex.check_encode(lambda k, v, s, st, sg: student_encode(k, v, s, st, sg).double())
+    assert fb.status == "correct"
+
+
+# --- pck ------------------------------------------------------------------------------------
+
+
+def student_pck(pred, gt, visible, threshold, mistake=None):
+    """A student's PCK; ``mistake`` injects one typical error."""
+    diff = pred - gt
+    dist = {
+        "squared": (diff**2).sum(-1),
+        "l1": diff.abs().sum(-1),
+        "max": diff.abs().max(-1).values,
+    }.get(mistake, (diff**2).sum(-1).sqrt())
+    thr = 3.2 if mistake == "fixed" else threshold
+    correct = dist <= thr if mistake == "less_equal" else dist < thr
+    vis = visible.bool()
+    if mistake == "all":
+        return correct.float().mean().item()
+    if mistake == "denominator":
+        return ((correct & vis).sum() / vis.numel()).item()
+    if mistake in ("per_keypoint", "per_keypoint_tensor"):
+        per = torch.stack([correct[:, k][vis[:, k]].float().mean() for k in range(pred.shape[1])])
+        return per if mistake == "per_keypoint_tensor" else per.mean().item()
+    if mistake == "per_image":
+        return sum(correct[i][vis[i]].float().mean().item() for i in range(len(pred))) / len(pred)
+    if mistake == "empty":
+        return correct[vis & ~vis].float().mean()
+    fraction = correct[vis].float().mean().item()
+    return {"percent": 100 * fraction, "count": int((correct & vis).sum()), "wrong": 1 - fraction}.get(
+        mistake, fraction
+    )
+
+
+def pck_with(mistake):
+    return lambda p, g, v, t: student_pck(p, g, v, t, mistake)
+
+
+def test_pck_correct_blank_and_crash():
+    assert ex.check_pck(student_pck).status == "correct"
+    assert ex.check_pck(ex.solution("pck"))
+    assert ex.check_pck(lambda p, g, v, t: torch.tensor(student_pck(p, g, v, t))).status == "correct"
+    assert ex.check_pck(stub).status == "not attempted"
+    assert incorrect(ex.check_pck(lambda p, g, v, t: 1 / 0), "raised ZeroDivisionError")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("less_equal", ["strictly below the threshold"]),
+        ("all", ["ignore invisible keypoints"]),
+        ("denominator", ["divide by the number of visible keypoints"]),
+        ("per_keypoint", ["instead of averaging the per-keypoint fractions"]),
+        ("per_image", ["instead of averaging per image (or per batch)"]),
+        ("per_keypoint_tensor", ["that is PCK per keypoint"]),
+        ("percent", ["not a percentage"]),
+        ("count", ["not their count"]),
+        ("wrong", ["fraction of *wrong* keypoints"]),
+        ("squared", ["not the squared distance"]),
+        ("l1", ["not |dx| + |dy|"]),
+        ("max", ["not max(|dx|, |dy|)"]),
+        ("fixed", ["use the threshold argument"]),
+        ("empty", ["NaN"]),
+    ],
+)
+def test_pck_diagnoses(mistake, needles):
+    fb = ex.check_pck(pck_with(mistake))
+    assert incorrect(fb, *needles), fb
+
+
+def test_pck_odd_returns():
+    assert incorrect(ex.check_pck(lambda p, g, v, t: None), "returned None")
+    assert incorrect(ex.check_pck(lambda p, g, v, t: "0.5"), "return one number")
+    assert incorrect(ex.check_pck(lambda p, g, v, t: torch.zeros(2, 2)), "got a tensor of shape (2, 2)")
+    assert incorrect(ex.check_pck(lambda p, g, v, t: 0.123), "expected 0.4793, got 0.1230")
+
+
+# --- ground false (Eq. 1) ------------------------------------------------------------------------
+
+
+def student_ground_false(truth, mistake=None):
+    """A student's H_F with loops; ``mistake`` injects one typical error."""
+    b, k = truth.shape[:2]
+    out = torch.zeros_like(truth)
+    for i in range(k):
+        for j in range(k - 1 if mistake == "off_by_one" else k):
+            if j == i and not (mistake == "self" or (mistake == "self_3" and i == 3)):
+                continue
+            out[:, i] = torch.maximum(out[:, i], truth[:, j]) if mistake == "max" else out[:, i] + truth[:, j]
+    if mistake == "no_clip":
+        return out
+    return out.clamp(0, 1)
+
+
+def ground_false_with(mistake):
+    return lambda t: student_ground_false(t, mistake)
+
+
+def test_ground_false_correct_blank_and_crash():
+    assert ex.check_ground_false(student_ground_false).status == "correct"
     assert ex.check_ground_false(ground_false_from_truth)
     assert ex.check_ground_false(stub).status == "not attempted"
-    fb = ex.check_ground_false(lambda t: t.sum(1, keepdim=True).expand_as(t).clamp(0, 1))
-    assert "includes keypoint k itself" in fb.message
-    fb = ex.check_ground_false(lambda t: t.sum(1, keepdim=True) - t)
-    assert "clip" in fb.message
-    fb = ex.check_ground_false(lambda t: normalize_heatmaps(ground_false_from_truth(t)))
-    assert "P_F" in fb.message
+    assert incorrect(ex.check_ground_false(crash), "raised IndexError")
 
 
-def test_pck_checker():
-    assert ex.check_pck(lambda p, g, v, t: pck(p, g, v, t).all)
-    fb = ex.check_pck(lambda p, g, v, t: float((torch.linalg.vector_norm(p - g, dim=-1) < t).float().mean()))
-    assert "invisible" in fb.message
-    fb = ex.check_pck(lambda p, g, v, t: float((torch.linalg.vector_norm(p - g, dim=-1) <= t)[v.bool()].float().mean()))
-    assert "strictly" in fb.message
-    assert "percentage" in ex.check_pck(lambda p, g, v, t: 100 * pck(p, g, v, t).all).message
-    assert "raised ZeroDivisionError" in ex.check_pck(lambda p, g, v, t: 1 / 0).message
+@pytest.mark.parametrize(
+    ("wrong", "needles"),
+    [
+        (ground_false_with("self"), ["your ground-false for keypoint 0 includes keypoint 0 itself"]),
+        (ground_false_with("self_3"), ["your ground-false for keypoint 3 includes keypoint 3 itself"]),
+        (ground_false_with("off_by_one"), ["your ground-false for keypoint 0 misses keypoint 5"]),
+        (ground_false_with("no_clip"), ["clip the sum to [0, 1]"]),
+        (ground_false_with("max"), ["not their maximum"]),
+        (lambda t: t.sum(1, keepdim=True).clamp(0, 1) - t, ["clip after leaving keypoint k out"]),
+        (lambda t: (t.sum(0, keepdim=True) - t).clamp(0, 1), ["summed over the batch (dim 0)"]),
+        (lambda t: (t.sum(-1, keepdim=True) - t).clamp(0, 1), ["summed over the columns (dim 3)"]),
+        (lambda t: (t.sum(2, keepdim=True) - t).clamp(0, 1), ["summed over the rows (dim 2)"]),
+        (lambda t: (f := student_ground_false(t)) / f.sum((-2, -1), keepdim=True), ["that is P_F"]),
+        (lambda t: t, ["that is the ground truth"]),
+        (lambda t: 1 - t, ["not 1 - H"]),
+        (lambda t: t.sum(1, keepdim=True).clamp(0, 1), ["got (3, 1, 16, 16)", "one ground-false map per keypoint"]),
+        (lambda t: student_ground_false(t) * 0.9, ["keypoint 0's ground false is wrong"]),
+    ],
+)
+def test_ground_false_diagnoses(wrong, needles):
+    fb = ex.check_ground_false(wrong)
+    assert incorrect(fb, *needles), fb
 
 
-def test_ground_false_loss_checker():
-    assert ex.check_ground_false_loss(ground_false_loss)
+# --- ground-false distribution (Eq. 2) ------------------------------------------------------------
+
+
+def student_distribution(false, mistake=None):
+    """A student's P_F; ``mistake`` injects one typical error."""
+    if mistake == "none":
+        return false
+    if mistake == "softmax":
+        return torch.softmax(false.flatten(2), dim=-1).view_as(false)
+    if mistake == "again":
+        false = student_ground_false(false)
+    dims = {"sample": (1, 2, 3), "keypoints": 1, "columns": -1, "rows": -2}.get(mistake, (-2, -1))
+    total = false.amax(dim=(-2, -1), keepdim=True) if mistake == "max" else false.sum(dim=dims, keepdim=True)
+    if mistake == "nan":
+        return false / total
+    return false / total.clamp_min(1e-12)
+
+
+def test_distribution_correct_blank_and_crash():
+    assert ex.check_ground_false_distribution(student_distribution).status == "correct"
+    assert ex.check_ground_false_distribution(ex.solution("ground_false_distribution"))
+    assert ex.check_ground_false_distribution(stub).status == "not attempted"
+    assert incorrect(ex.check_ground_false_distribution(crash), "raised IndexError")
+    assert incorrect(ex.check_ground_false_distribution(lambda f: f[:, 0]), "should have shape (3, 6, 16, 16)")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("none", ["not normalised"]),
+        ("nan", ["an all-zero H_F", "gives NaN"]),
+        ("sample", ["not over the keypoints too"]),
+        ("keypoints", ["wrong axis", "not over the keypoints (dim 1)"]),
+        ("columns", ["not over the columns only"]),
+        ("rows", ["not over the rows only"]),
+        ("max", ["not normalised"]),  # H_F peaks at 1, so dividing by the maximum changes nothing
+        ("softmax", ["not a softmax"]),
+        ("again", ["already H_F"]),
+    ],
+)
+def test_distribution_diagnoses(mistake, needles):
+    fb = ex.check_ground_false_distribution(lambda f: student_distribution(f, mistake))
+    assert incorrect(fb, *needles), fb
+
+
+# --- KL loss -----------------------------------------------------------------------------------
+
+
+def student_kl(logits, target, mistake=None):
+    """A student's spatial KL; ``mistake`` injects one typical error."""
+    b, k = logits.shape[:2]
+    z = logits.flatten(2)
+    if mistake == "detach":
+        z = z.detach()
+    q = target.flatten(2)
+    if mistake != "unnormalised":
+        q = q / q.sum(-1, keepdim=True)
+    log_p = {
+        "no_softmax": z,
+        "log_logits": z.log(),
+        "no_log": torch.softmax(z, -1),
+        "axis_k": torch.log_softmax(logits, 1).flatten(2),
+        "axis_row": torch.log_softmax(logits, -1).flatten(2),
+        "axis_sample": torch.log_softmax(logits.flatten(1), -1).view(b, k, -1),
+    }.get(mistake, torch.log_softmax(z, -1))
+    if mistake == "batchmean":
+        return F.kl_div(log_p, q, reduction="batchmean")
+    if mistake == "mean_cells":
+        with warnings.catch_warnings():  # PyTorch warns that 'mean' is not the KL's definition: that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            return F.kl_div(log_p, q, reduction="mean")
+    if mistake == "reverse":
+        return (log_p.exp() * (log_p - q.log())).sum(-1).mean()
+    if mistake == "reverse_eps":
+        return (log_p.exp() * (log_p - torch.log(q + 1e-8))).sum(-1).mean()
+    if mistake == "zero_log_zero":
+        per_map = (q * (q.log() - log_p)).sum(-1)
+    elif mistake == "cross_entropy":
+        per_map = -(q * log_p).sum(-1)
+    else:
+        per_map = (torch.special.xlogy(q, q) - q * log_p).sum(-1)
+    if mistake == "per_map":
+        return per_map
+    loss = per_map.sum() if mistake == "sum" else per_map.mean()
+    if mistake == "item":
+        return loss.item()
+    return -loss if mistake == "negative" else loss
+
+
+def test_kl_correct_blank_and_crash():
+    assert ex.check_kl_loss(student_kl).status == "correct"
+    assert ex.check_kl_loss(
+        lambda z, t: (
+            F.kl_div(F.log_softmax(z.flatten(2), -1), t.flatten(2) / t.sum((-2, -1))[..., None], reduction="none")
+            .sum(-1)
+            .mean()
+        )
+    )
+    assert ex.check_kl_loss(ex.solution("kl_loss"))
+    assert ex.check_kl_loss(stub).status == "not attempted"
+    assert incorrect(ex.check_kl_loss(crash), "raised IndexError")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("reverse", ["wrong way round"]),
+        ("unnormalised", ["the target is not normalised"]),
+        ("cross_entropy", ["that is the cross-entropy"]),
+        ("no_softmax", ["softmax missing"]),
+        ("log_logits", ["NaN although the target has no zeros", "log_softmax"]),
+        ("no_log", ["take the log of the softmax"]),
+        ("axis_k", ["softmax over the wrong axis", "not over the keypoints (dim 1)"]),
+        ("axis_row", ["softmax over the wrong axis", "not over each row"]),
+        ("axis_sample", ["softmax over the wrong axis", "one distribution per keypoint map"]),
+        ("sum", ["average over the B·K maps instead of summing"]),
+        ("batchmean", ["not by the batch size B", "batchmean"]),
+        ("mean_cells", ["also averages over the cells"]),
+        ("negative", ["not its negative"]),
+        ("zero_log_zero", ["NaN where the target is 0", "xlogy"]),
+        ("per_map", ["that is the KL per keypoint map (B, K)"]),
+        ("item", ["return a scalar tensor", "got float"]),
+        ("detach", ["the value is right", "gradient"]),
+    ],
+)
+def test_kl_diagnoses(mistake, needles):
+    fb = ex.check_kl_loss(lambda z, t: student_kl(z, t, mistake))
+    assert incorrect(fb, *needles), fb
+
+
+# --- L_F ---------------------------------------------------------------------------------------
+
+
+def student_lf(adv, main, mistake=None, kl_mistake=None):
+    """A student's L_F from the library's pseudo-labels; ``mistake`` injects one typical error."""
+    truth, false = pseudo_labels(main)
+    target = truth if mistake == "truth" else false
+    if mistake == "from_adv":
+        target = pseudo_labels(adv)[1]
+    if mistake == "swapped":
+        adv, target = main, pseudo_labels(adv)[1]
+    loss = student_kl(adv, target, kl_mistake)
+    if mistake == "not_detached":
+        loss = loss + (main - main.detach()).sum()  # the right value, a gradient path into f
+    return loss
+
+
+def test_ground_false_loss_correct_blank_and_crash():
+    assert ex.check_ground_false_loss(student_lf).status == "correct"
+    assert ex.check_ground_false_loss(ex.solution("ground_false_loss"))
     assert ex.check_ground_false_loss(stub).status == "not attempted"
+    assert incorrect(ex.check_ground_false_loss(crash), "raised IndexError")
+    assert incorrect(ex.check_ground_false_loss(lambda a, m: None), "returned None")
 
-    def towards_truth(adv, main):
-        from regdakit.disparity import pseudo_labels
 
-        return kl_heatmap_loss(adv, pseudo_labels(main)[0])
+@pytest.mark.parametrize(
+    ("mistake", "kl_mistake", "needles"),
+    [
+        ("truth", None, ["that is L_T"]),
+        ("from_adv", None, ["build P_F from the main head's prediction"]),
+        ("swapped", None, ["the heads are swapped"]),
+        ("not_detached", None, ["detach the main head"]),
+        (None, "reverse", ["wrong way round"]),
+        (None, "reverse_eps", ["wrong way round"]),
+        (None, "zero_log_zero", ["NaN", "0 · log 0"]),
+        (None, "unnormalised", ["the target is not normalised"]),
+        (None, "no_softmax", ["softmax missing"]),
+        (None, "sum", ["instead of summing"]),
+        (None, "batchmean", ["not by the batch size B"]),
+        (None, "mean_cells", ["also averages over the cells"]),
+        (None, "negative", ["L_F is minimised", "not -KL"]),
+        (None, "detach", ["no gradient with respect to adv_logits"]),
+        (None, "per_map", ["(B, K)"]),
+    ],
+)
+def test_ground_false_loss_diagnoses(mistake, kl_mistake, needles):
+    fb = ex.check_ground_false_loss(lambda a, m: student_lf(a, m, mistake, kl_mistake))
+    assert incorrect(fb, *needles), fb
 
-    assert "L_T" in ex.check_ground_false_loss(towards_truth).message
 
-    def not_detached(adv, main):
-        from regdakit.disparity import pseudo_labels
+# --- feedback and checkers never crash -------------------------------------------------------------
 
-        # the right value, but a path for gradients into the main head
-        _, false = pseudo_labels(main)
-        return kl_heatmap_loss(adv, false) + (main - main.detach()).sum()
 
-    fb = ex.check_ground_false_loss(not_detached)
-    assert fb.status == "incorrect" and "detach" in fb.message
+CHECKERS = [
+    ex.check_encode,
+    ex.check_pck,
+    ex.check_ground_false,
+    ex.check_ground_false_distribution,
+    ex.check_kl_loss,
+    ex.check_ground_false_loss,
+]
+
+
+@pytest.mark.parametrize("check", CHECKERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "weird",
+    [
+        lambda *a: None,
+        lambda *a: "text",
+        lambda *a: torch.zeros(()),
+        lambda *a: torch.zeros(7),
+        lambda *a: torch.full((1,), float("nan")),
+        lambda *a: torch.zeros(3, 2, dtype=torch.complex64),
+        lambda *a: (torch.zeros(1), torch.zeros(1)),
+        lambda *a: a[0],
+        crash,
+    ],
+)
+def test_checkers_answer_any_result_with_feedback(check, weird):
+    fb = check(weird)
+    assert isinstance(fb, ex.Feedback) and fb.status == "incorrect" and fb.message
+
+
+def test_a_checker_that_breaks_on_a_result_still_answers():
+    # A scalar-like object whose comparison raises inside the checker itself.
+    class Boom:
+        def __float__(self):
+            raise OverflowError("boom")
+
+    fb = ex.check_pck(lambda *a: Boom())
+    assert fb.status == "incorrect" and "checker could not compare your result" in fb.message
+
+
+def test_inputs_are_cloned():
+    def vandal(keypoints, visible, heatmap_size, stride, sigma):
+        out = student_encode(keypoints, visible, heatmap_size, stride, sigma)
+        keypoints.zero_()
+        return out
+
+    assert ex.check_encode(vandal).status == "correct"
 
 
 def test_feedback_prints_and_renders():
     fb = ex.check_pck(stub)
     assert str(fb).startswith("pck: not attempted") and not fb
     assert "✏️" in fb._repr_markdown_()
+    assert ex.check_pck(student_pck).mark == "✅"
+
+
+# --- the solutions switch ------------------------------------------------------------------------
+
+
+def blank_ground_false():
+    @ex.exercise("ground_false")
+    def ground_false(ground_truth):
+        """The student's docstring."""
+        # ✏️ your code here
+        raise NotImplementedError
+        # ✏️
+
+    return ground_false
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("true", True), (" ON ", True), ("0", False), ("", False)])
+def test_solutions_on_reads_the_variable(monkeypatch, value, on):
+    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, value)
+    assert ex.solutions_on() is on
+
+
+def test_blank_stays_blank_without_the_switch():
+    fn = blank_ground_false()
+    assert fn.__name__ == "ground_false" and fn.__doc__ == "The student's docstring."
+    assert ex.check_ground_false(fn).status == "not attempted"
+    with pytest.raises(NotImplementedError, match="`ground_false` is still blank.*REGDAKIT_SOLUTIONS=1"):
+        fn(torch.zeros(1, 2, 4, 4))
+
+
+def test_switch_fills_a_blank_and_says_so(monkeypatch):
+    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
+    fn = blank_ground_false()
+    fb = ex.check_ground_false(fn)
+    assert fb.status == "correct" and "blank filled by the library's reference" in fb.message
+    truth = pseudo_labels(torch.randn(2, 3, 8, 8))[0]
+    torch.testing.assert_close(fn(truth), ground_false_from_truth(truth))
+
+
+def test_switch_never_replaces_written_code(monkeypatch):
+    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
+
+    @ex.exercise("ground_false")
+    def ground_false(ground_truth):
+        return ground_truth  # written, and wrong
+
+    fb = ex.check_ground_false(ground_false)
+    assert incorrect(fb, "that is the ground truth") and "filled" not in fb.message
+
+    @ex.exercise("ground_false")
+    def calls_something_unfinished(ground_truth):
+        return stub(ground_truth)  # NotImplementedError from deeper code: not the blank
+
+    with pytest.raises(NotImplementedError) as info:
+        calls_something_unfinished(torch.zeros(1, 2, 4, 4))
+    assert "still blank" not in str(info.value) and not calls_something_unfinished.filled
+
+
+def test_unknown_exercise_name():
+    with pytest.raises(ValueError, match="unknown exercise 'encoder'"):
+        ex.exercise("encoder")
+    with pytest.raises(ValueError, match="unknown exercise"):
+        ex.solution("nope")
+
+
+def test_verify_fails_only_with_the_switch_on(monkeypatch, capsys):
+    wrong = ex.check_ground_false(lambda t: t)
+    assert ex.verify(wrong) is wrong  # a student reads the message; nothing raises
+    assert capsys.readouterr().out.startswith("❌ ground_false: that is the ground truth")
+    assert ex.verify(ex.check_ground_false(stub)).status == "not attempted"
+    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
+    with pytest.raises(AssertionError, match="REGDAKIT_SOLUTIONS=1, so this check must pass"):
+        ex.verify(wrong)
+    with pytest.raises(AssertionError):
+        ex.verify(ex.check_ground_false(stub))
+    assert ex.verify(ex.check_ground_false(blank_ground_false()))
+
+
+def test_exercise_notebooks_conftest_turns_the_switch_on(monkeypatch):
+    # nbval kernels inherit the pytest process's environment; this conftest sets it at collection time,
+    # overriding whatever was there (setenv first, so that monkeypatch restores the old value afterwards).
+    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "0")
+    runpy.run_path(str(ROOT / "notebooks" / "exercises" / "conftest.py"))
+    assert ex.solutions_on()
