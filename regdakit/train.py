@@ -58,7 +58,7 @@ from regdakit.heatmaps import decode
 from regdakit.keypoints import Skeleton
 from regdakit.methods import METHODS, erm, regda
 from regdakit.metrics import pck, pck_threshold
-from regdakit.models import BACKBONES, PoseResNet, pose_resnet
+from regdakit.models import BACKBONES, GradientScale, PoseResNet, pose_resnet
 
 __all__ = [
     "NonFiniteLossError",
@@ -668,7 +668,11 @@ def _build_model(
     torch.manual_seed(seed)  # the weights' initialisation is part of the run's definition
     weights = cfg.backbone_weights if load_weights else None
     k = SKELETONS[cfg.task].num_keypoints
-    model = pose_resnet(cfg.backbone, k, weights, head_layers=cfg.head_layers, adversarial=adversarial)
+    # Only f' uses the gradient-scaling layer; its warm start belongs to RegDA's schedule.
+    scale = GradientScale(max_steps=cfg.regda.warmup_iterations)
+    model = pose_resnet(
+        cfg.backbone, k, weights, head_layers=cfg.head_layers, adversarial=adversarial, gradient_scale=scale
+    )
     return model.to(device)
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -167,6 +168,15 @@ def test_regda_can_start_from_a_source_only_checkpoint(tmp_path):
     assert any(k.startswith("head_adv.") for k in adapted)
     delta = max((adapted[k] - v).abs().max().item() for k, v in start.items() if v.is_floating_point())
     assert 0 < delta < 1
+
+
+def test_regda_warm_start_horizon_comes_from_the_config(tmp_path):
+    cfg = _cfg(tmp_path, regda=regda.Config(warmup_iterations=7))
+    model = T._build_model(cfg, adversarial=True, seed=0, device=torch.device("cpu"))
+    assert model.gradient_scale.max_steps == 7
+    assert model.gradient_scale.lam(7) == pytest.approx(0.1 * math.tanh(0.5))
+    with pytest.raises(ValueError, match="warmup_iterations must be >= 1"):
+        regda.Config(warmup_iterations=0)
 
 
 def test_init_checkpoint_errors(tmp_path):

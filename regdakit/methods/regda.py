@@ -126,6 +126,10 @@ class Config:
         lr_gamma: Learning rates decay as ``(1 + lr_gamma * i) ** -lr_decay`` per iteration ``i``.
         lr_decay: See ``lr_gamma``.
         sigma: Width of the pseudo-label Gaussians, heatmap cells.
+        warmup_iterations: ``N`` of the gradient-scaling layer's warm start ``λ = hi·tanh(α·i / (2N))``
+            (the reference's 1000, for 15000 adaptation iterations). The trainer builds ``f'``'s
+            :class:`~regdakit.models.GradientScale` with it; a short schedule should shorten it in
+            proportion, or ``λ`` stays near 0 and the game never reaches ``psi``.
         source_loss: ``"kl"`` (the reference) or ``"mse"`` for the supervised source term.
         fused: One shared target forward for B and C (``True``) or the reference's three passes.
         objective: A key of :data:`OBJECTIVES` (the extension point of the Table-2 ablation).
@@ -141,6 +145,7 @@ class Config:
     lr_gamma: float = 1e-4
     lr_decay: float = 0.75
     sigma: float = 2.0
+    warmup_iterations: int = 1000
     source_loss: str = "kl"
     fused: bool = True
     objective: str = "regda"
@@ -153,6 +158,8 @@ class Config:
         for name in ("margin", "trade_off", "lr_gamma", "lr_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.warmup_iterations < 1:
+            raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
         for name in ("lr", "head_lr", "sigma"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
