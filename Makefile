@@ -1,12 +1,14 @@
 # regdakit: set up a virtual environment, open the notebooks, test everything.
 #
 #   make lab        set up .venv, then open notebooks/ in JupyterLab
-#   make test       set up .venv, then ONE pytest run: doctests in regdakit/,
-#                   unit tests in tests/ and every notebook (nbval, fast mode)
+#   make test       set up .venv and Chromium, then ONE pytest run: doctests in
+#                   regdakit/, unit tests in tests/, every notebook (nbval, fast
+#                   mode) and one notebook in JupyterLab in headless Chromium
 #   make notebooks  re-execute every notebook in place at full size and strip
 #                   volatile metadata (what gets committed)
 #   make lint       ruff check and ruff format --check
 #   make clean      remove .venv
+#   make browser    install Debian's chromium + chromium-driver if missing
 #
 # Knobs (make VAR=value ...):
 #   PYTHON      interpreter that creates .venv (default python3)
@@ -43,14 +45,18 @@ endif
 TORCH_INDEX_URL ?=
 
 NOTEBOOK_DIR := notebooks
+# What tests/test_browser.py drives: Debian's packages, where it looks for them.
+BROWSER_PACKAGES := chromium chromium-driver
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
 NBVAL_CELL_TIMEOUT ?= 600
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help lab test notebooks lint clean FORCE
+.PHONY: help lab test notebooks lint clean browser FORCE
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- set-up ---------------------------------------------------------------
 
@@ -69,6 +75,25 @@ endif
 	@echo '$(TORCH_SPEC)' > $(TORCH_SPEC_FILE)
 	@touch $@
 
+# The browser test's Chromium and ChromeDriver, from Debian, not from pip (no
+# browser download: this step and the test reach no network but apt's). Nothing
+# to do when both are there; else apt-get installs them as root or with
+# passwordless sudo, refreshing the package lists only if the first try fails.
+# Never fails the build: where it cannot install, it says so in one line and
+# tests/test_browser.py skips with its own message.
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo='sudo -n'; \
+	else echo "make browser: cannot install $(BROWSER_PACKAGES) (not root, no passwordless sudo):" \
+		"tests/test_browser.py will skip"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "make browser: no apt-get to install $(BROWSER_PACKAGES): tests/test_browser.py will skip"; exit 0; fi; \
+	install="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES)"; \
+	echo "make browser: installing $(BROWSER_PACKAGES) with apt-get"; \
+	$$install || { $$sudo apt-get update -qq && $$install; } \
+		|| echo "make browser: apt-get could not install $(BROWSER_PACKAGES): tests/test_browser.py will skip"
+
 # --- targets --------------------------------------------------------------
 
 # Jupyter refuses to run as root without --allow-root (containers, CI boxes).
@@ -80,7 +105,7 @@ lab: $(STAMP)
 # collects notebooks/**/*.ipynb (pytest never enters .ipynb_checkpoints).
 # Lax mode: every cell must run without error; only cells marked
 # "# NBVAL_CHECK_OUTPUT" have their output compared, after sanitising.
-test: $(STAMP)
+test: $(STAMP) browser
 	REGDAKIT_FAST=1 PYDEVD_DISABLE_FILE_VALIDATION=1 \
 	$(BIN)/pytest regdakit tests $(wildcard $(NOTEBOOK_DIR)) \
 		--nbval-lax --nbval-current-env \
