@@ -22,9 +22,7 @@ def _box(ax, x: float, y: float, w: float, h: float, text: str, colour: str) -> 
 
 
 def _arrow(ax, start: tuple[float, float], end: tuple[float, float], text: str = "", dashed: bool = False) -> None:
-    ax.add_patch(
-        FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, lw=1.2, ls="--" if dashed else "-")
-    )
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, lw=1.2, ls="--" if dashed else "-"))
     if text:
         ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.03, text, ha="center", fontsize=8)
 

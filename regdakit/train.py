@@ -7,7 +7,12 @@ beside the run and inside every checkpoint). Methods of a run:
 * ``erm``: source-only supervised training (``pretrain_iterations`` iterations);
 * ``oracle``: the same, trained on *labelled target* batches;
 * ``regda``: source-only pre-training (the ERM recipe, ``pretrain_iterations``),
-  then ``adapt_iterations`` of RegDA on labelled source and *unlabelled* target batches.
+  then ``adapt_iterations`` of RegDA on labelled source and *unlabelled* target batches;
+* ``control``: the same pre-training and schedule with the adversarial game off
+  (:mod:`regdakit.methods.control`), the benchmark's control.
+
+``init_checkpoint`` starts ``regda`` / ``control`` from a given source-only
+model (e.g. a shipped one) instead of pre-training.
 
 The pre-training of a RegDA run is cached per (task, source, seed, recipe) in
 ``<out>/pretrain/`` and shared by every run that needs it (the reference
