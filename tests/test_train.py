@@ -170,6 +170,17 @@ def test_regda_can_start_from_a_source_only_checkpoint(tmp_path):
     assert 0 < delta < 1
 
 
+def test_an_erm_run_computes_exactly_regdas_cached_pretraining(tmp_path):
+    # The shipped source-only models come from the pre-training cache; their retrain command is an ERM run.
+    T.train(_cfg(tmp_path, method="regda", adapt_iterations=1), progress=False)
+    (cache,) = (tmp_path / "pretrain").iterdir()
+    cached = torch.load(cache / "model.pt", weights_only=True)
+    erm_run = T.train(_cfg(tmp_path, method="erm"), progress=False)
+    trained = torch.load(f"{erm_run['run_dir']}/last.pt", weights_only=True)["model"]
+    assert cached.keys() == trained.keys()
+    assert all(torch.equal(cached[k], trained[k]) for k in cached)
+
+
 def test_regda_warm_start_horizon_comes_from_the_config(tmp_path):
     cfg = _cfg(tmp_path, regda=regda.Config(warmup_iterations=7))
     model = T._build_model(cfg, adversarial=True, seed=0, device=torch.device("cpu"))
