@@ -261,8 +261,11 @@ def _run(exercise: str, fn: Callable, *args: object) -> tuple[object, Feedback |
     """Call the student's function on cloned inputs; turn blanks and crashes into feedback."""
     try:
         return fn(*(_clone(a) for a in args)), None
-    except NotImplementedError:
-        return None, Feedback(exercise, "not attempted", "not attempted yet (your function raises NotImplementedError)")
+    except NotImplementedError as err:
+        why = f": {err}" if str(err) else ""  # e.g. a blank exercise that this one calls
+        return None, Feedback(
+            exercise, "not attempted", f"not attempted yet (your function raises NotImplementedError{why})"
+        )
     except Exception as err:  # noqa: BLE001 - any crash is feedback for a student
         text = f"your function raised {type(err).__name__}: {err}"
         if isinstance(err, TypeError) and ("argument" in str(err) or "positional" in str(err)):

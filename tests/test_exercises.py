@@ -584,6 +584,19 @@ def test_switch_never_replaces_written_code(monkeypatch):
     assert "still blank" not in str(info.value) and not calls_something_unfinished.filled
 
 
+def test_a_blank_called_by_another_exercise_is_named():
+    @ex.exercise("kl_loss")
+    def kl_loss(logits, target):
+        raise NotImplementedError
+
+    @ex.exercise("ground_false_loss")
+    def ground_false_loss(adv_logits, main_logits):
+        return kl_loss(adv_logits, pseudo_labels(main_logits)[1])
+
+    fb = ex.check_ground_false_loss(ground_false_loss)
+    assert fb.status == "not attempted" and "`kl_loss` is still blank" in fb.message
+
+
 def test_unknown_exercise_name():
     with pytest.raises(ValueError, match="unknown exercise 'encoder'"):
         ex.exercise("encoder")
