@@ -9,11 +9,12 @@ functions:
 * :mod:`regdakit.losses` — heatmap MSE and KL losses
 * :mod:`regdakit.disparity` — ground-truth / ground-false pseudo-labels, ``L_T``, ``L_F``
 * :mod:`regdakit.metrics` — PCK and where wrong predictions land
+* :mod:`regdakit.density` — maps of where they land, and how much of it ``P_F`` covers
 * :mod:`regdakit.viz` — figures
 * :mod:`regdakit.toy` — the exact mean-versus-variance experiment
 """
 
-from regdakit import disparity, heatmaps, keypoints, losses, metrics, runtime
+from regdakit import density, disparity, heatmaps, keypoints, losses, metrics, runtime
 from regdakit._validation import value_checks
 from regdakit.keypoints import BODY16, HAND21, Skeleton
 
@@ -34,6 +35,7 @@ __all__ = [
     "BODY16",
     "HAND21",
     "Skeleton",
+    "density",
     "disparity",
     "heatmaps",
     "keypoints",

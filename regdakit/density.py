@@ -14,10 +14,12 @@ and a test can check:
   predictions over a test set, an ``(H, W)`` map that sums to 1 (Fig. 3);
 * :func:`twin_share`: how often a left joint is mistaken for its right twin
   (and vice versa), from the landing confusion of
-  :func:`regdakit.metrics.error_landing` (Fig. 1);
-* :func:`highest_density_region` and :func:`coverage`: how much of that error
-  mass falls where the ground-false distribution ``P_F`` (Eq. 2) puts its
-  mass, against what a uniform distribution over the same area would catch.
+  :func:`regdakit.metrics.error_landing` (Fig. 1), and :func:`twin_chance`,
+  the same share for uniformly placed mistakes;
+* :func:`highest_density_region`, :func:`coverage` and
+  :func:`ground_false_coverage`: how much of that error mass falls where the
+  ground-false distribution ``P_F`` (Eq. 2) puts its mass, against what a
+  uniform distribution over the same area would catch.
 
 >>> counts = position_histogram(torch.tensor([[1.2, 0.4], [0.6, 0.8], [3.0, 3.0]]), 3)
 >>> counts.tolist()  # (x=1.2, y=0.4) and (0.6, 0.8) fall in row 0 and row 1 of column 1; (3, 3) is off the map
@@ -39,13 +41,13 @@ import torch
 
 from regdakit import _validation
 from regdakit._validation import as_size, check_positive, check_tensor
-from regdakit.disparity import pseudo_labels
 
 __all__ = [
     "Coverage",
     "TwinShare",
     "position_histogram",
     "smooth",
+    "position_density",
     "error_density",
     "mean_image",
     "predict",
@@ -53,6 +55,7 @@ __all__ = [
     "coverage",
     "ground_false_coverage",
     "twin_share",
+    "twin_chance",
 ]
 
 
@@ -108,6 +111,50 @@ def smooth(grid: torch.Tensor, sigma: float) -> torch.Tensor:
     return out[0, 0]
 
 
+def position_density(
+    positions: torch.Tensor,
+    mask: torch.Tensor,
+    keypoint: int | None,
+    map_size: int | Sequence[int],
+    sigma: float = 1.0,
+) -> torch.Tensor:
+    """Spatial density of the selected positions of one keypoint over a set of samples.
+
+    The histogram of ``positions[b, keypoint]`` over the samples ``b`` where
+    ``mask[b, keypoint]`` holds, smoothed by a Gaussian of ``sigma`` cells
+    and normalised to sum 1. With the true positions and the visibility as
+    the mask it shows where a keypoint *is*; :func:`error_density` applies it
+    to the wrong predictions.
+
+    Args:
+        positions: ``(B, K, 2)`` positions in heatmap cells.
+        mask: ``(B, K)`` bool, which positions count.
+        keypoint: Index of the keypoint; ``None`` pools all keypoints.
+        map_size: ``H`` or ``(H, W)``.
+        sigma: Smoothing in cells (0: the raw normalised histogram).
+
+    Returns:
+        ``(H, W)`` float64 map summing to 1, or all zero when no selected
+        position lies on the map.
+
+    Raises:
+        ValueError: Shapes disagree, ``keypoint`` is out of range, NaN positions.
+    """
+    check_tensor("positions", positions, ("B", "K", 2))
+    check_tensor("mask", mask, ("B", "K"), floating=False)
+    if mask.shape != positions.shape[:2]:
+        raise ValueError(f"mask must have shape {tuple(positions.shape[:2])} (B, K), got {tuple(mask.shape)}")
+    k = positions.shape[1]
+    if keypoint is not None and not 0 <= keypoint < k:
+        raise ValueError(f"keypoint must be in 0..{k - 1} or None, got {keypoint}")
+    chosen = mask.bool()
+    if keypoint is not None:
+        chosen = chosen & (torch.arange(k, device=chosen.device) == keypoint)
+    counts = smooth(position_histogram(positions[chosen], map_size), sigma)
+    total = counts.sum()
+    return counts / total if total > 0 else counts
+
+
 def error_density(
     pred: torch.Tensor,
     wrong: torch.Tensor,
@@ -120,7 +167,7 @@ def error_density(
     The histogram of the positions where keypoint ``keypoint`` was predicted
     *wrongly*, over all samples, smoothed by a Gaussian of ``sigma`` cells and
     normalised to sum 1: the probability that a wrong prediction of that
-    keypoint falls in each cell.
+    keypoint falls in each cell (:func:`position_density` of the wrong predictions).
 
     Args:
         pred: ``(B, K, 2)`` predicted positions in heatmap cells.
@@ -141,15 +188,7 @@ def error_density(
     check_tensor("wrong", wrong, ("B", "K"), floating=False)
     if wrong.shape != pred.shape[:2]:
         raise ValueError(f"wrong must have shape {tuple(pred.shape[:2])} (B, K) like pred, got {tuple(wrong.shape)}")
-    k = pred.shape[1]
-    if keypoint is not None and not 0 <= keypoint < k:
-        raise ValueError(f"keypoint must be in 0..{k - 1} or None, got {keypoint}")
-    mask = wrong.bool()
-    if keypoint is not None:
-        mask = mask & (torch.arange(k, device=mask.device) == keypoint)
-    counts = smooth(position_histogram(pred[mask], map_size), sigma)
-    total = counts.sum()
-    return counts / total if total > 0 else counts
+    return position_density(pred, wrong, keypoint, map_size, sigma)
 
 
 def mean_image(images: torch.Tensor) -> torch.Tensor:
@@ -296,51 +335,60 @@ def coverage(distributions: torch.Tensor, positions: torch.Tensor, mass: float =
 
 
 def ground_false_coverage(
-    logits: torch.Tensor,
+    ground_false: torch.Tensor,
     pred: torch.Tensor,
     wrong: torch.Tensor,
     mass: float = 0.5,
-    sigma: float = 2.0,
     keypoint: int | None = None,
 ) -> Coverage:
     """How much of the error mass falls where the ground-false distribution ``P_F`` puts its mass.
 
-    For every wrong prediction ``pred[b, k]``, the ground-false distribution
-    ``P_F(ŷ_k)`` of the same sample (Eq. 1-2, built from the main head's own
-    predictions by :func:`regdakit.disparity.pseudo_labels`, no labels) gives a
-    highest-density region holding ``mass``; the result is the share of wrong
-    predictions inside their region, beside the share a uniform region of the
-    same area would catch (:func:`coverage`).
+    For every wrong prediction ``pred[b, k]``, the ground-false map of the
+    same sample and keypoint gives a highest-density region holding ``mass``
+    of ``P_F(ŷ_k)`` (Eq. 2); the result is the share of wrong predictions
+    inside their region, beside the share a uniform region of the same area
+    would catch (:func:`coverage`). A region does not change when its map is
+    scaled, so ``H_F`` (Eq. 1) and ``P_F`` give the same answer.
+
+    The maps decide what is tested: from the main head's own predictions
+    (``pseudo_labels(logits)[1]``, what RegDA trains with, no labels), or from
+    the true positions (``ground_false_from_truth(encode(...)[0])``, labels,
+    for analysis only).
 
     Args:
-        logits: ``(B, K, H, W)`` main-head logits (``ŷ`` is their argmax).
-        pred: ``(B, K, 2)`` decoded predictions in cells (the points tested).
-        wrong: ``(B, K)`` bool, which predictions are wrong (uses target labels:
+        ground_false: ``(B, K, H, W)`` ``H_F`` or ``P_F`` maps. Pairs whose
+            map is all zero (no other keypoint visible) are left out.
+        pred: ``(B, K, 2)`` predicted positions in cells (the points tested).
+        wrong: ``(B, K)`` bool, which predictions are wrong (target labels:
             an analysis, never a training signal).
-        mass: Mass of each ``P_F`` region, in ``(0, 1]``.
-        sigma: Width of the pseudo-label Gaussians in cells.
+        mass: Mass of each region, in ``(0, 1]``.
         keypoint: Only this keypoint's wrong predictions; ``None`` for all.
 
     Returns:
-        A :class:`Coverage`.
+        A :class:`Coverage` over the wrong predictions that have a map.
+
+    >>> maps = torch.zeros(1, 2, 4, 4)
+    >>> maps[0, 0, 1, 2] = maps[0, 1, 3, 3] = 1.0  # keypoint 0's ground false sits at (x=2, y=1)
+    >>> pred = torch.tensor([[[2.2, 0.9], [0.0, 0.0]]])  # keypoint 0 predicted there, keypoint 1 elsewhere
+    >>> result = ground_false_coverage(maps, pred, torch.tensor([[True, True]]), mass=0.5)
+    >>> result.share, result.uniform  # one of two covered; each region is 1 of 16 cells
+    (0.5, 0.0625)
     """
-    check_tensor("logits", logits, ("B", "K", "H", "W"))
+    check_tensor("ground_false", ground_false, ("B", "K", "H", "W"))
     check_tensor("pred", pred, ("B", "K", 2))
     check_tensor("wrong", wrong, ("B", "K"), floating=False)
-    if pred.shape[:2] != logits.shape[:2] or wrong.shape != logits.shape[:2]:
+    if pred.shape[:2] != ground_false.shape[:2] or wrong.shape != ground_false.shape[:2]:
         raise ValueError(
-            f"logits {tuple(logits.shape)}, pred {tuple(pred.shape)} and wrong {tuple(wrong.shape)} "
+            f"ground_false {tuple(ground_false.shape)}, pred {tuple(pred.shape)} and wrong {tuple(wrong.shape)} "
             "must agree on (B, K)"
         )
-    k = logits.shape[1]
+    k = ground_false.shape[1]
     if keypoint is not None and not 0 <= keypoint < k:
         raise ValueError(f"keypoint must be in 0..{k - 1} or None, got {keypoint}")
-    mask = wrong.bool()
+    mask = wrong.bool() & (ground_false.sum(dim=(-2, -1)) > 0)
     if keypoint is not None:
         mask = mask & (torch.arange(k, device=mask.device) == keypoint)
-    _, false = pseudo_labels(logits, sigma)  # H_F: (B, K, H, W); P_F is its normalisation
-    # The region of a map does not change when the map is scaled, so H_F serves as P_F here.
-    return coverage(false[mask], pred[mask], mass)
+    return coverage(ground_false[mask], pred[mask], mass)
 
 
 @dataclass(frozen=True)
@@ -385,11 +433,7 @@ def twin_share(confusion: torch.Tensor, flip_pairs: Sequence[tuple[int, int]]) -
         raise ValueError(f"confusion must have shape (K, K + 1), got {tuple(confusion.shape)}")
     if bool((confusion < 0).any()):
         raise ValueError("confusion must hold non-negative counts")
-    twin = torch.full((k,), -1, dtype=torch.long)
-    for a, b in flip_pairs:
-        if not (0 <= a < k and 0 <= b < k) or a == b:
-            raise ValueError(f"flip pair {(a, b)} is not a pair of distinct keypoints in 0..{k - 1}")
-        twin[a], twin[b] = b, a
+    twin = _twins(flip_pairs, k)
     counts = confusion.double().cpu()
     paired = twin >= 0
     rows = counts.sum(dim=1)  # (K,) wrong predictions per keypoint
@@ -400,3 +444,76 @@ def twin_share(confusion: torch.Tensor, flip_pairs: Sequence[tuple[int, int]]) -
     overall = float(on_twin[paired].sum()) / n_wrong if n_wrong else float("nan")
     among = float(on_twin[paired].sum()) / on_other if on_other else float("nan")
     return TwinShare(per_keypoint, overall, among, int(n_wrong))
+
+
+def _twins(flip_pairs: Sequence[tuple[int, int]], k: int) -> torch.Tensor:
+    twin = torch.full((k,), -1, dtype=torch.long)
+    for a, b in flip_pairs:
+        if not (0 <= a < k and 0 <= b < k) or a == b:
+            raise ValueError(f"flip pair {(a, b)} is not a pair of distinct keypoints in 0..{k - 1}")
+        twin[a], twin[b] = b, a
+    return twin
+
+
+def twin_chance(
+    gt: torch.Tensor,
+    visible: torch.Tensor,
+    wrong: torch.Tensor,
+    flip_pairs: Sequence[tuple[int, int]],
+    radius: float,
+    map_size: int | Sequence[int],
+) -> float:
+    """The twin share chance would give: :attr:`TwinShare.overall` for wrong predictions placed uniformly.
+
+    For each wrong prediction of a keypoint with a twin, the share of map
+    cells that are wrong for it (at least ``radius`` from its own truth) and
+    that :func:`regdakit.metrics.error_landing` would assign to the twin (the
+    twin is the nearest visible other keypoint, within ``radius``), among
+    the cells that are wrong for it; averaged over those wrong predictions (0
+    where the twin is invisible).
+
+    Args:
+        gt: ``(B, K, 2)`` true positions in cells (NaN allowed where invisible).
+        visible: ``(B, K)`` visibility.
+        wrong: ``(B, K)`` bool, which predictions are wrong.
+        flip_pairs: Left/right pairs, e.g. ``BODY16.flip_pairs``.
+        radius: The landing radius of :func:`regdakit.metrics.error_landing`.
+        map_size: ``H`` or ``(H, W)``.
+
+    Returns:
+        The chance share; NaN when no paired keypoint is wrong.
+
+    >>> gt = torch.tensor([[[2.0, 2.0], [10.0, 2.0]]])
+    >>> chance = twin_chance(gt, torch.ones(1, 2), torch.tensor([[True, False]]), [(0, 1)], 1.0, 16)
+    >>> round(chance * 255, 6)  # 1 cell within radius 1 of the twin, of 255 cells away from its own truth
+    1.0
+    """
+    check_tensor("gt", gt, ("B", "K", 2), finite=False)
+    check_tensor("wrong", wrong, ("B", "K"), floating=False)
+    vis = visible.bool() if isinstance(visible, torch.Tensor) else visible
+    if not isinstance(vis, torch.Tensor) or vis.shape != gt.shape[:2] or wrong.shape != gt.shape[:2]:
+        raise ValueError(f"visible and wrong must have shape {tuple(gt.shape[:2])} (B, K) like gt")
+    radius = check_positive("radius", radius)
+    height, width = as_size("map_size", map_size)
+    b, k = vis.shape
+    twin = _twins(flip_pairs, k)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=gt.dtype), torch.arange(width, dtype=gt.dtype), indexing="ij")
+    cells = torch.stack([xs.flatten(), ys.flatten()], dim=-1)  # (H*W, 2)
+    dist = torch.cdist(torch.nan_to_num(gt), cells.expand(b, -1, -1))  # (B, K, H*W)
+    dist = dist.masked_fill(~vis.unsqueeze(-1), float("inf"))  # invisible keypoints attract nothing
+    total, count = 0.0, 0
+    for j in range(k):
+        if twin[j] < 0:
+            continue
+        rows = wrong[:, j].bool() & vis[:, j]
+        if not bool(rows.any()):
+            continue
+        d = dist[rows]  # (n, K, H*W)
+        allowed = d[:, j] >= radius  # (n, H*W): cells that are wrong for keypoint j
+        others = d.clone()
+        others[:, j] = float("inf")
+        nearest_dist, nearest = others.min(dim=1)  # (n, H*W)
+        on_twin = allowed & (nearest == twin[j]) & (nearest_dist < radius)
+        total += float((on_twin.sum(-1).double() / allowed.sum(-1).clamp_min(1).double()).sum())
+        count += int(rows.sum())
+    return total / count if count else float("nan")

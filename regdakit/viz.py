@@ -15,7 +15,8 @@ and an ``update_*`` twin changes them in place, for the explorers of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from regdakit.keypoints import Skeleton
+from regdakit.metrics import LandingResult
 
 __all__ = [
     "to_image_array",
@@ -38,6 +40,7 @@ __all__ = [
     "update_ground_false",
     "plot_mistake",
     "plot_coverage",
+    "plot_landing_shares",
 ]
 
 
@@ -224,11 +227,14 @@ def _overlay_alpha(array: np.ndarray, strength: float = 0.9) -> np.ndarray:
     return strength * np.sqrt(np.clip(array / peak, 0.0, 1.0)) if peak > 0 else np.zeros_like(array)
 
 
-def _draw_backdrop(ax: Axes, image: torch.Tensor | np.ndarray | None, map_size: tuple[int, int]) -> None:
+def _draw_backdrop(
+    ax: Axes, image: torch.Tensor | np.ndarray | None, map_size: tuple[int, int], colour: bool = False
+) -> None:
+    # Grey under an overlay, so that the colour map alone carries the values.
     h, w = map_size
     if image is not None:
-        grey = _grey(image)
-        ax.imshow(grey, cmap="gray", extent=image_extent_in_cells(grey.shape, map_size), gid="backdrop")
+        shown = to_image_array(image) if colour else _grey(image)
+        ax.imshow(shown, cmap="gray", extent=image_extent_in_cells(shown.shape[:2], map_size), gid="backdrop")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_xlabel("x (heatmap cells)")
@@ -293,8 +299,8 @@ def update_error_density(fig: Figure, density: torch.Tensor | np.ndarray, title:
 GROUND_FALSE_PANELS = (
     ("prediction", "prediction ŷ of f"),
     ("truth", "H(ŷ_k): ground truth"),
-    ("false", "H_F(ŷ_k) = clip(Σ_{k'≠k} H(ŷ_k'), 0, 1)  (Eq. 1)"),
-    ("distribution", "P_F(ŷ_k) = H_F / Σ H_F  (Eq. 2)"),
+    ("false", "H_F(ŷ_k): the others' H, summed, clipped (Eq. 1)"),
+    ("distribution", "P_F(ŷ_k) = H_F / sum of H_F (Eq. 2)"),
 )
 
 
@@ -331,7 +337,7 @@ def plot_ground_false(
         fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), layout="constrained")
     fig = axes[0].figure
     for ax, (gid, title) in zip(axes, GROUND_FALSE_PANELS, strict=True):
-        _draw_backdrop(ax, image, map_size)
+        _draw_backdrop(ax, image, map_size, colour=gid == "prediction")
         ax.set_title(title, fontsize=10)
         if gid != "prediction":
             array = maps[gid]
@@ -388,9 +394,8 @@ def update_ground_false(
     """Redraw a :func:`plot_ground_false` figure for another image, keypoint or sigma, in place."""
     maps = {"truth": _as_map("truth", truth), "false": _as_map("false", false)}
     maps["distribution"] = _as_map("distribution", distribution)
-    grey = _grey(image)
     for ax, (gid, _) in zip(fig.axes[:4], GROUND_FALSE_PANELS, strict=True):
-        _artist(ax, "backdrop").set_data(grey)
+        _artist(ax, "backdrop").set_data(to_image_array(image) if gid == "prediction" else _grey(image))
         if gid != "prediction":
             shown = _artist(ax, gid)
             shown.set_data(maps[gid])
@@ -453,35 +458,82 @@ def plot_mistake(
 
 
 def plot_coverage(
-    masses: Sequence[float],
-    shares: Sequence[float],
-    uniform: Sequence[float],
+    curves: Mapping[str, Sequence[Any]],
     *,
     ax: Axes | None = None,
     title: str = "Wrong predictions inside the P_F region",
 ) -> Figure:
-    """Share of wrong predictions inside ``P_F``'s highest-density region against a uniform region of the same area.
+    """Share of wrong predictions inside ``P_F``'s highest-density regions against the area of the regions.
+
+    One point per region mass: x is the mean fraction of the map the regions
+    cover (:attr:`regdakit.density.Coverage.uniform`), y the share of wrong
+    predictions inside them (``share``). A uniform distribution of the same
+    area lies on the diagonal; the further above it, the better ``P_F``
+    anticipates where the mistakes go. Points are labelled with their mass
+    (regions of several masses coincide when ``P_F``'s clipped top ties).
 
     Args:
-        masses: Mass of the regions (x axis).
-        shares: :attr:`regdakit.density.Coverage.share` per mass.
-        uniform: :attr:`regdakit.density.Coverage.uniform` per mass.
+        curves: Label -> :class:`regdakit.density.Coverage` results, one per mass.
         ax: Axes to draw on; ``None`` makes a figure.
         title: Axes title.
 
     Returns:
         The ``Figure``.
     """
-    if not len(masses) == len(shares) == len(uniform):
-        lengths = (len(masses), len(shares), len(uniform))
-        raise ValueError(f"masses, shares and uniform must have the same length, got {lengths}")
-    fig, ax = _axes(ax, (5, 3.6))
-    ax.plot(masses, shares, "o-", color="tab:red", label="P_F region (from f's own predictions)")
-    ax.plot(masses, uniform, "s--", color="tab:gray", label="uniform region of the same area")
-    ax.plot([0, 1], [0, 1], ":", color="k", lw=1, label="share = mass")
-    ax.set(
-        xlim=(0, 1), ylim=(0, 1), xlabel="mass of P_F held by the region", ylabel="share of wrong predictions inside"
-    )
-    ax.legend(fontsize=8, loc="upper left")
+    if not curves:
+        raise ValueError("curves must hold at least one list of Coverage results")
+    fig, ax = _axes(ax, (5.2, 4.2))
+    ax.plot([0, 1], [0, 1], ":", color="k", lw=1, label="uniform region of the same area")
+    for label, results in curves.items():
+        (line,) = ax.plot([r.uniform for r in results], [r.share for r in results], "o-", label=label)
+        labels: dict[tuple[float, float], list[str]] = {}
+        for r in results:  # one label per distinct point: tied regions share a point
+            labels.setdefault((round(r.uniform, 3), round(r.share, 3)), []).append(f"{r.mass:.0%}")
+        for (x, y), masses in labels.items():
+            ax.annotate(
+                " / ".join(masses),
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, -11),
+                fontsize=7,
+                color=line.get_color(),
+            )
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="fraction of the map the region covers")
+    ax.set_ylabel("share of wrong predictions inside")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    return fig
+
+
+def plot_landing_shares(
+    results: Mapping[str, LandingResult],
+    *,
+    ax: Axes | None = None,
+    title: str = "Where wrong predictions land",
+) -> Figure:
+    """Bars: the share of wrong predictions on another keypoint, beside the share chance would give (Fig. 1).
+
+    Args:
+        results: Label (e.g. ``"hands: rendered → studio"``) -> :func:`regdakit.metrics.error_landing` result.
+        ax: Axes to draw on; ``None`` makes a figure.
+        title: Axes title.
+
+    Returns:
+        The ``Figure``; each bar is labelled with its value.
+    """
+    if not results:
+        raise ValueError("results must hold at least one LandingResult")
+    fig, ax = _axes(ax, (1.8 + 1.6 * len(results), 3.6))
+    x = np.arange(len(results))
+    measured = [r.on_other for r in results.values()]
+    chance = [r.chance for r in results.values()]
+    bars = ax.bar(x - 0.2, measured, width=0.4, color="tab:red", label="measured: on another keypoint")
+    ghost = ax.bar(x + 0.2, chance, width=0.4, color="tab:gray", label="chance: uniform over the map")
+    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.bar_label(ghost, fmt="%.2f", fontsize=8)
+    ax.set_xticks(x, [f"{label}\n({r.n_wrong} wrong)" for label, r in results.items()], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of the wrong predictions")
+    ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title)
     return fig

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from regdakit import density
-from regdakit.disparity import ground_false_distribution, pseudo_labels
+from regdakit.disparity import ground_false_distribution, ground_false_from_truth, pseudo_labels
+from regdakit.heatmaps import encode
 from regdakit.keypoints import BODY16
 from regdakit.metrics import error_landing
 from regdakit.models import PoseResNet, resnet_tiny
@@ -220,12 +221,13 @@ def test_ground_false_coverage_collapsed_prediction_is_covered_far_one_is_not():
     logits = _peaked_logits(cells)
     pred = torch.tensor(cells, dtype=torch.float32)
     wrong = torch.tensor([[True, False, False], [True, False, False]])
-    result = density.ground_false_coverage(logits, pred, wrong, mass=0.5)
-    assert result.n == 2 and result.share == 0.5
-    # The baseline is the area of the same regions, computed from P_F (Eq. 2) directly.
     _, false = pseudo_labels(logits)
+    result = density.ground_false_coverage(false, pred, wrong, mass=0.5)
+    assert result.n == 2 and result.share == 0.5
+    # P_F (Eq. 2) gives the same regions as H_F, and sums to 1.
     p_f = ground_false_distribution(false)
     torch.testing.assert_close(p_f.sum(dim=(-2, -1)), torch.ones(2, 3))
+    assert density.ground_false_coverage(p_f, pred, wrong, mass=0.5) == result
     region = density.highest_density_region(p_f[:, 0], 0.5)
     assert result.uniform == pytest.approx(region.double().mean().item())
     # Half the mass of a Gaussian of sigma 2 lies in a disc of radius 2 sqrt(2 ln 2) = 2.35 cells (17 cells);
@@ -236,14 +238,28 @@ def test_ground_false_coverage_collapsed_prediction_is_covered_far_one_is_not():
 def test_ground_false_coverage_excludes_the_keypoint_itself():
     # One keypoint alone far from the others: its own Gaussian is not in its P_F, so it is not covered.
     cells = [[(2, 2), (12, 12), (13, 12)]]
-    logits = _peaked_logits(cells)
+    _, false = pseudo_labels(_peaked_logits(cells))
     pred = torch.tensor(cells, dtype=torch.float32)
     only_0 = torch.tensor([[True, False, False]])
-    assert density.ground_false_coverage(logits, pred, only_0, mass=0.9).share == 0.0
+    assert density.ground_false_coverage(false, pred, only_0, mass=0.9).share == 0.0
     only_1 = torch.tensor([[False, True, False]])  # keypoint 1 sits next to keypoint 2: covered
-    assert density.ground_false_coverage(logits, pred, only_1, mass=0.5).share == 1.0
+    assert density.ground_false_coverage(false, pred, only_1, mass=0.5).share == 1.0
     both = only_0 | only_1
-    assert density.ground_false_coverage(logits, pred, both, mass=0.5, keypoint=1).n == 1
+    assert density.ground_false_coverage(false, pred, both, mass=0.5, keypoint=1).n == 1
+
+
+def test_ground_false_coverage_from_labels_skips_empty_maps():
+    # Maps built from true positions: keypoint 2 is invisible in sample 1, keypoints 1 and 2 in sample 0.
+    gt = torch.tensor([[[2.0, 2.0], [9.0, 9.0], [4.0, 12.0]], [[3.0, 3.0], [12.0, 4.0], [0.0, 0.0]]])
+    visible = torch.tensor([[True, False, False], [True, True, False]])
+    heatmaps, _ = encode(gt, visible, 16, stride=1)
+    false = ground_false_from_truth(heatmaps)
+    pred = torch.tensor([[[9.0, 9.0], [0.0, 0.0], [0.0, 0.0]], [[12.0, 4.0], [0.0, 0.0], [0.0, 0.0]]])
+    wrong = torch.tensor([[True, False, False], [True, False, False]])
+    result = density.ground_false_coverage(false, pred, wrong, mass=0.5)
+    # Sample 0 has no other visible keypoint for keypoint 0 (an all-zero map): left out.
+    # Sample 1's keypoint 0 was predicted on keypoint 1's truth: covered.
+    assert result.n == 1 and result.share == 1.0
 
 
 def test_ground_false_coverage_grows_with_mass_and_sigma():
@@ -251,21 +267,21 @@ def test_ground_false_coverage_grows_with_mass_and_sigma():
     logits = torch.randn(8, 5, 16, 16)
     pred = torch.rand(8, 5, 2) * 15
     wrong = torch.ones(8, 5, dtype=torch.bool)
-    small, large = (density.ground_false_coverage(logits, pred, wrong, mass=m) for m in (0.5, 0.9))
+    narrow, wide = (pseudo_labels(logits, sigma)[1] for sigma in (2.0, 3.0))
+    small, large = (density.ground_false_coverage(narrow, pred, wrong, mass=m) for m in (0.5, 0.9))
     assert large.uniform > small.uniform and large.share >= small.share
-    wide = density.ground_false_coverage(logits, pred, wrong, mass=0.5, sigma=3.0)
-    assert wide.uniform > small.uniform
+    assert density.ground_false_coverage(wide, pred, wrong, mass=0.5).uniform > small.uniform
 
 
 def test_ground_false_coverage_bad_input():
-    logits = torch.zeros(2, 3, 8, 8)
+    maps = torch.ones(2, 3, 8, 8)
     with pytest.raises(ValueError, match=r"must agree on \(B, K\)"):
-        density.ground_false_coverage(logits, torch.zeros(2, 2, 2), torch.ones(2, 3, dtype=torch.bool))
+        density.ground_false_coverage(maps, torch.zeros(2, 2, 2), torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="keypoint must be in 0..2"):
-        density.ground_false_coverage(logits, torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool), keypoint=3)
-    bad = logits.clone()
-    bad[0, 0, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match="logits contains NaN or Inf"):
+        density.ground_false_coverage(maps, torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool), keypoint=3)
+    bad = maps.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="ground_false contains NaN or Inf"):
         density.ground_false_coverage(bad, torch.zeros(2, 3, 2), torch.ones(2, 3, dtype=torch.bool))
 
 
@@ -300,3 +316,39 @@ def test_twin_share_bad_input():
         density.twin_share(torch.tensor([[0, -1, 0], [0, 0, 0]]), [(0, 1)])
     none = density.twin_share(torch.zeros(2, 3, dtype=torch.long), [(0, 1)])
     assert none.n_wrong == 0 and math.isnan(none.overall) and math.isnan(none.among_on_other)
+
+
+def test_twin_chance_hand_case_and_nearest_rule():
+    gt = torch.tensor([[[2.0, 2.0], [10.0, 2.0], [10.0, 3.0]]])
+    wrong = torch.tensor([[True, False, False]])
+    # Keypoint 2 is a third, unpaired keypoint one cell below the twin: with radius 1 only the twin's own
+    # cell is nearest to the twin; with radius 1.5 the cells around are shared out by nearness.
+    chance = density.twin_chance(gt, torch.ones(1, 3), wrong, [(0, 1)], 1.0, 16)
+    assert chance == pytest.approx(1 / 255)
+    chance = density.twin_chance(gt, torch.ones(1, 3), wrong, [(0, 1)], 1.5, 16)
+    # Cells within 1.5 of (10, 2): the 3 x 3 block around it (9 cells). The row y=3 (3 cells) is nearer
+    # keypoint 2 at (10, 3), so 6 are the twin's. Cells wrong for keypoint 0: all but the 3 x 3 block
+    # around (2, 2): 247.
+    assert chance == pytest.approx(6 / 247)
+
+
+def test_twin_chance_invisible_twin_counts_zero_and_bad_input():
+    gt = torch.tensor([[[2.0, 2.0], [float("nan"), float("nan")]], [[2.0, 2.0], [10.0, 2.0]]])
+    visible = torch.tensor([[True, False], [True, True]])
+    wrong = torch.tensor([[True, False], [True, False]])
+    chance = density.twin_chance(gt, visible, wrong, [(0, 1)], 1.0, 16)
+    assert chance == pytest.approx((0 + 1 / 255) / 2)
+    assert math.isnan(density.twin_chance(gt, visible, torch.zeros_like(wrong), [(0, 1)], 1.0, 16))
+    with pytest.raises(ValueError, match="like gt"):
+        density.twin_chance(gt, visible[:1], wrong, [(0, 1)], 1.0, 16)
+    with pytest.raises(ValueError, match="radius must be finite and > 0"):
+        density.twin_chance(gt, visible, wrong, [(0, 1)], 0.0, 16)
+
+
+def test_position_density_of_true_positions():
+    gt = torch.tensor([[[1.0, 1.0], [2.0, 2.0]], [[1.0, 1.0], [3.0, 0.0]]])
+    visible = torch.tensor([[True, True], [True, False]])
+    where = density.position_density(gt, visible, None, 4, sigma=0)
+    assert where[1, 1].item() == pytest.approx(2 / 3) and where[2, 2].item() == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 2\)"):
+        density.position_density(gt, visible[:1], None, 4)

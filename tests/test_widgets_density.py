@@ -82,11 +82,21 @@ def test_plot_mistake_zooms_on_the_hand():
     assert "index_tip" in ax.get_title()
 
 
-def test_plot_coverage_lengths():
-    fig = viz.plot_coverage([0.5, 0.9], [0.6, 0.95], [0.1, 0.3])
-    assert fig.axes[0].get_xlabel().startswith("mass")
-    with pytest.raises(ValueError, match="same length"):
-        viz.plot_coverage([0.5], [0.6, 0.9], [0.1])
+def test_plot_coverage_share_against_area_with_mass_labels():
+    results = [
+        density.Coverage(0.6, 0.1, 10, 0.25),
+        density.Coverage(0.6, 0.1, 10, 0.5),
+        density.Coverage(0.95, 0.3, 10, 0.9),
+    ]
+    fig = viz.plot_coverage({"from f": results})
+    ax = fig.axes[0]
+    diagonal, curve = ax.lines
+    np.testing.assert_allclose(diagonal.get_xydata(), [[0, 0], [1, 1]])
+    np.testing.assert_allclose(curve.get_xydata(), [[0.1, 0.6], [0.1, 0.6], [0.3, 0.95]])
+    assert sorted(t.get_text() for t in ax.texts) == ["25% / 50%", "90%"]  # tied regions share one label
+    assert ax.get_xlabel().startswith("fraction of the map")
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_coverage({})
 
 
 # --- ErrorDensityExplorer -----------------------------------------------------
@@ -167,3 +177,18 @@ def test_ground_false_explorer_checks_shapes():
         GroundFalseExplorer(_images(2), torch.zeros(3, 3, 8, 8), TRIO)
     with pytest.raises(ValueError, match="K=21 channels"):
         GroundFalseExplorer(_images(3), torch.zeros(3, 3, 8, 8), HAND21)
+
+
+def test_plot_landing_shares_bars_and_labels():
+    from regdakit.metrics import error_landing
+
+    gt = torch.tensor([[[2.0, 2.0], [12.0, 2.0], [2.0, 12.0]]])
+    pred = torch.tensor([[[12.0, 2.5], [12.0, 2.0], [14.0, 14.0]]])  # 0 lands on 1, 2 on the background
+    result = error_landing(pred, gt, torch.ones(1, 3), radius=1.6, map_size=16)
+    fig = viz.plot_landing_shares({"toy": result})
+    ax = fig.axes[0]
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == [pytest.approx(0.5), pytest.approx(result.chance)]
+    assert "2 wrong" in ax.get_xticklabels()[0].get_text()
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_landing_shares({})
