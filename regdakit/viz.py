@@ -469,8 +469,9 @@ def plot_coverage(
     cover (:attr:`regdakit.density.Coverage.uniform`), y the share of wrong
     predictions inside them (``share``). A uniform distribution of the same
     area lies on the diagonal; the further above it, the better ``P_F``
-    anticipates where the mistakes go. Points are labelled with their mass
-    (regions of several masses coincide when ``P_F``'s clipped top ties).
+    anticipates where the mistakes go. Points run from the smallest mass to
+    the largest, left to right; several masses give one region (and one
+    point) when ``P_F``'s clipped top ties.
 
     Args:
         curves: Label -> :class:`regdakit.density.Coverage` results, one per mass.
@@ -484,23 +485,16 @@ def plot_coverage(
         raise ValueError("curves must hold at least one list of Coverage results")
     fig, ax = _axes(ax, (5.2, 4.2))
     ax.plot([0, 1], [0, 1], ":", color="k", lw=1, label="uniform region of the same area")
+    widest = 0.0
     for label, results in curves.items():
-        (line,) = ax.plot([r.uniform for r in results], [r.share for r in results], "o-", label=label)
-        labels: dict[tuple[float, float], list[str]] = {}
-        for r in results:  # one label per distinct point: tied regions share a point
-            labels.setdefault((round(r.uniform, 3), round(r.share, 3)), []).append(f"{r.mass:.0%}")
-        for (x, y), masses in labels.items():
-            ax.annotate(
-                " / ".join(masses),
-                (x, y),
-                textcoords="offset points",
-                xytext=(4, -11),
-                fontsize=7,
-                color=line.get_color(),
-            )
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="fraction of the map the region covers")
+        ordered = sorted(results, key=lambda r: r.mass)  # a larger mass never gives a smaller region
+        masses = ", ".join(f"{r.mass:.0%}" for r in ordered)
+        ax.plot([r.uniform for r in ordered], [r.share for r in ordered], "o-", label=f"{label} ({masses})")
+        widest = max([widest] + [r.uniform for r in ordered])
+    # The regions are small: zoom on them, keeping the diagonal as the reference.
+    ax.set(xlim=(0, min(1.0, 1.4 * widest + 0.05)), ylim=(0, 1.02), xlabel="fraction of the map the region covers")
     ax.set_ylabel("share of wrong predictions inside")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right", title="points, left to right: regions holding … of P_F", title_fontsize=7)
     ax.set_title(title)
     return fig
 
