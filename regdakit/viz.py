@@ -234,7 +234,9 @@ def _draw_backdrop(
     h, w = map_size
     if image is not None:
         shown = to_image_array(image) if colour else _grey(image)
-        ax.imshow(shown, cmap="gray", extent=image_extent_in_cells(shown.shape[:2], map_size), gid="backdrop")
+        extent = image_extent_in_cells(shown.shape[:2], map_size)
+        # Nearest: pixels drawn as pixels, and a noisy image stays a small PNG (a third of the smoothed size).
+        ax.imshow(shown, cmap="gray", extent=extent, interpolation="nearest", gid="backdrop")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_xlabel("x (heatmap cells)")
@@ -436,6 +438,7 @@ def plot_mistake(
     """
     fig = plot_skeleton(keypoints, skeleton, image, visible, ax=ax, marker_size=18, line_width=1.5)
     ax = fig.axes[0] if ax is None else ax
+    ax.images[0].set_interpolation("nearest")  # zoomed in: show pixels as pixels
     kp = keypoints.detach().cpu().numpy() if isinstance(keypoints, torch.Tensor) else np.asarray(keypoints)
     guess = prediction.detach().cpu().numpy() if isinstance(prediction, torch.Tensor) else np.asarray(prediction)
     start = kp[keypoint]
