@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 # The notebook driven in the browser, relative to notebooks/. Its first slider
 # must redraw an image in the same output (as FigureView-based widgets do).
-NOTEBOOK = "03_mean_vs_variance.ipynb"
+NOTEBOOK = "02_ground_false.ipynb"
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 
 # Debian's packages chromium and chromium-driver (see `make browser`).
