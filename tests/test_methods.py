@@ -203,6 +203,48 @@ def test_regda_lr_schedule_matches_reference():
 # ----------------------------------------------------------- RegDA sub-steps
 
 
+def _target_losses(model, x_t, labels):
+    """``(L_T, L_F)`` of ``f'`` on a target batch against fixed pseudo-labels, without changing anything."""
+    from regdakit.losses import kl_heatmap_loss
+
+    with torch.no_grad():
+        y_adv = model.head_adv(model.features(x_t))
+        return kl_heatmap_loss(y_adv, labels.truth).item(), kl_heatmap_loss(y_adv, labels.false).item()
+
+
+@pytest.mark.parametrize(
+    ("objective", "b_moves", "c_moves"),
+    [
+        ("regda", ("false", -1), ("truth", -1)),
+        ("dd", ("truth", +1), ("truth", -1)),
+        ("false_max", ("false", -1), ("false", +1)),
+    ],
+)
+def test_table2_objectives_move_their_loss_the_right_way(objective, b_moves, c_moves):
+    """Step B moves f' and step C moves psi in the direction each objective asks (Table 2 of the paper).
+
+    The pseudo-labels are held fixed (those of the first target pass): each step optimises against
+    its own iteration's labels, and f's prediction would otherwise drift with psi.
+    """
+    cfg = regda.Config(objective=objective)
+    ((_, batch_t),) = _batches(1)
+    x_t = batch_t["image"]
+    for (which, sign), sub_step in ((b_moves, "B"), (c_moves, "C")):
+        model = _model(regda)
+        optimizers = regda.make_optimizers(model, cfg)
+        labels = regda.target_pass(model, x_t, cfg.sigma)
+        index = 0 if which == "truth" else 1
+        first = _target_losses(model, x_t, labels)[index]
+        for _ in range(3):
+            target = regda.TargetPass(model.features(x_t), labels.truth, labels.false)
+            if sub_step == "B":
+                regda.step_b(model, target, optimizers, cfg)
+            else:
+                regda.step_c(model, target, optimizers, cfg, it=5000)
+        last = _target_losses(model, x_t, labels)[index]
+        assert sign * (last - first) > 0, (objective, sub_step, which, first, last)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_each_substep_changes_only_its_player(fused):
     model = _model(regda)
