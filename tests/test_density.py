@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from _maps import peaked_logits
 
 from regdakit import density
 from regdakit.disparity import ground_false_distribution, ground_false_from_truth, pseudo_labels
@@ -206,13 +207,8 @@ def test_coverage_empty_and_bad_input():
 # --- ground_false_coverage ---------------------------------------------------
 
 
-def _peaked_logits(cells: list[list[tuple[int, int]]], size: int = 16) -> torch.Tensor:
-    """Logits whose argmax of (b, k) is at cell (x, y) = cells[b][k]."""
-    logits = torch.zeros(len(cells), len(cells[0]), size, size)
-    for b, row in enumerate(cells):
-        for k, (x, y) in enumerate(row):
-            logits[b, k, y, x] = 1.0
-    return logits
+def _peaked_logits(cells):
+    return peaked_logits(cells, size=16)
 
 
 def test_ground_false_coverage_collapsed_prediction_is_covered_far_one_is_not():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _maps import peaked_logits
 
 from regdakit import density, viz
 from regdakit.disparity import ground_false_distribution, pseudo_labels
@@ -18,12 +19,8 @@ def _images(n: int = 3, size: int = 32) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=g)
 
 
-def _peaked_logits(cells, size: int = 8) -> torch.Tensor:
-    logits = torch.zeros(len(cells), len(cells[0]), size, size)
-    for b, row in enumerate(cells):
-        for k, (x, y) in enumerate(row):
-            logits[b, k, y, x] = 1.0
-    return logits
+def _peaked_logits(cells):
+    return peaked_logits(cells, size=8)
 
 
 # --- viz ------------------------------------------------------------------------
