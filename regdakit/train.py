@@ -9,7 +9,10 @@ beside the run and inside every checkpoint). Methods of a run:
 * ``regda``: source-only pre-training (the ERM recipe, ``pretrain_iterations``),
   then ``adapt_iterations`` of RegDA on labelled source and *unlabelled* target batches;
 * ``control``: the same pre-training and schedule with the adversarial game off
-  (:mod:`regdakit.methods.control`), the benchmark's control.
+  (:mod:`regdakit.methods.control`), the benchmark's control;
+* ``dd``, ``mcd``, ``dan``, ``dann``: the baselines of the paper's Table 1, from the same pre-training
+  with the same optimiser and schedule (:mod:`regdakit.methods.recipe`); RegDA's Table-2 variants are
+  ``regda`` with ``--regda.objective=dd`` (the same as ``dd``) or ``false_max``.
 
 ``init_checkpoint`` starts ``regda`` / ``control`` from a given source-only
 model (e.g. a shipped one) instead of pre-training.
@@ -61,13 +64,14 @@ from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, SKELETONS, Synth
 from regdakit.data.transforms import Augment
 from regdakit.heatmaps import decode
 from regdakit.keypoints import Skeleton
-from regdakit.methods import METHODS, erm, regda
+from regdakit.methods import METHODS, dan, dann, erm, mcd, regda
 from regdakit.metrics import pck, pck_threshold
 from regdakit.models import BACKBONES, GradientScale, PoseResNet, pose_resnet
 
 __all__ = [
     "NonFiniteLossError",
     "PRESETS",
+    "ADAPT_METHODS",
     "RUN_METHODS",
     "TASK_DOMAINS",
     "TrainConfig",
@@ -78,6 +82,7 @@ __all__ = [
     "load_checkpoint",
     "make_config",
     "make_eval_sets",
+    "method_config",
     "make_stream",
     "override_types",
     "parse_value",
@@ -89,13 +94,18 @@ __all__ = [
 TASK_DOMAINS = {"hands": ("rendered", "studio"), "bodies": ("synthetic", "lab")}
 #: What ``--method`` accepts: ``oracle`` is ERM on labelled target batches; ``control`` is RegDA's
 #: schedule without the adversarial game (:mod:`regdakit.methods.control`).
-RUN_METHODS = ("erm", "oracle", "regda", "control")
+RUN_METHODS = ("erm", "oracle", "regda", "control", "dd", "mcd", "dan", "dann")
+#: The methods that adapt a source-only pre-training with unlabelled target batches.
+ADAPT_METHODS = ("regda", "control", "dd", "mcd", "dan", "dann")
 #: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
 ROTATION = {"hands": 180.0, "bodies": 30.0}
 
 # Aliases so that the field names ``erm`` / ``regda`` below do not shadow the modules in type hints.
 ERMConfig = erm.Config
 RegDAConfig = regda.Config
+DANConfig = dan.Config
+DANNConfig = dann.Config
+MCDConfig = mcd.Config
 
 
 def _real_datasets() -> dict[str, Any]:
@@ -111,7 +121,8 @@ class TrainConfig:
 
     Attributes:
         task: ``"hands"`` or ``"bodies"``.
-        method: ``"erm"``, ``"oracle"``, ``"regda"`` or ``"control"``.
+        method: One of :data:`RUN_METHODS`: ``"erm"``, ``"oracle"``, ``"regda"``, ``"control"`` or a
+            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"``.
         source: Source domain: a synthetic domain of the task, or a real dataset name of
             :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
             ``None`` for the task's default (:data:`TASK_DOMAINS`).
@@ -141,7 +152,10 @@ class TrainConfig:
         out: Root folder of runs and of the pre-training cache.
         run_name: Folder of this run under ``out``; ``None`` for ``<task>-<method>-<backbone><size>-seed<seed>``.
         erm: Recipe of ERM, oracle and RegDA's pre-training.
-        regda: RegDA's hyper-parameters.
+        regda: RegDA's hyper-parameters (also the control's and DD's: :func:`method_config`).
+        dan: DAN's hyper-parameters.
+        dann: DANN's hyper-parameters.
+        mcd: MCD's hyper-parameters.
     """
 
     task: str = "hands"
@@ -172,12 +186,20 @@ class TrainConfig:
     run_name: str | None = None
     erm: ERMConfig = field(default_factory=ERMConfig)
     regda: RegDAConfig = field(default_factory=RegDAConfig)
+    dan: DANConfig = field(default_factory=DANConfig)
+    dann: DANNConfig = field(default_factory=DANNConfig)
+    mcd: MCDConfig = field(default_factory=MCDConfig)
 
     def __post_init__(self) -> None:
         if self.task not in TASK_DOMAINS:
             raise ValueError(f"task must be one of {sorted(TASK_DOMAINS)}, got {self.task!r}")
         if self.method not in RUN_METHODS:
             raise ValueError(f"method must be one of {RUN_METHODS}, got {self.method!r}")
+        if self.method == "dd" and self.regda.objective not in ("regda", "dd"):
+            raise ValueError(
+                f"method 'dd' fixes regda.objective to 'dd'; got regda.objective={self.regda.objective!r} "
+                "(run --method regda for the other Table-2 variants)"
+            )
         for name, domain in (("source", self.source_domain), ("target", self.target_domain)):
             real = _real_datasets()
             if domain in real:
@@ -275,6 +297,7 @@ PRESETS: dict[str, TrainConfig] = {
         eval_size=256,
         erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0),
         regda=RegDAConfig(warmup_iterations=round(1000 * 200 / 15000)),
+        dann=DANNConfig(reversal_iterations=200),  # DANN's lambda schedule spans the run, as in its paper
     ),
     # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
     # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
@@ -292,6 +315,32 @@ PRESETS: dict[str, TrainConfig] = {
         erm=ERMConfig(milestones=(22500, 30000)),
     ),
 }
+
+
+def method_config(cfg: TrainConfig) -> Any:
+    """The ``Config`` that the step of ``cfg.method`` receives.
+
+    ``regda`` and ``control`` use ``cfg.regda``; ``dd`` uses ``cfg.regda`` with ``objective="dd"``;
+    ``dan`` / ``dann`` / ``mcd`` their own field; ``erm`` and ``oracle`` use ``cfg.erm``.
+
+    >>> method_config(make_config("ci", method="dd")).objective
+    'dd'
+    """
+    if cfg.method in ("erm", "oracle"):
+        return cfg.erm
+    if cfg.method in ("regda", "control"):
+        return cfg.regda
+    if cfg.method == "dd":
+        return dataclasses.replace(cfg.regda, objective="dd")
+    return getattr(cfg, cfg.method)
+
+
+def _prepare(model: PoseResNet, cfg: TrainConfig) -> PoseResNet:
+    """Let the method attach its own modules (DANN's discriminator) before optimisers or weights are loaded."""
+    prepare = getattr(METHODS.get(cfg.method), "prepare", None)
+    if prepare is not None:
+        prepare(model, method_config(cfg))
+    return model
 
 
 def make_config(preset: str = "cpu-small", **changes: Any) -> TrainConfig:
@@ -769,22 +818,24 @@ def train(
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(dataclasses.asdict(cfg), run_dir / "config.json")
-    if cfg.method in ("regda", "control"):  # both adapt the same cached source-only model
+    if cfg.method in ADAPT_METHODS:  # all adapt the same cached source-only model
         if cfg.init_checkpoint is not None:
             pretrained = _initial_weights(cfg, device)
         else:
             pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress)
         assert pretrained is not None
-        model = _build_model(cfg, adversarial=cfg.method == "regda", seed=cfg.seed + 1, device=device)
+        adversarial = METHODS[cfg.method].ADVERSARIAL_HEAD
+        model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed + 1, device=device)
         keep = ("backbone.", "upsampling.") + (("head.",) if cfg.keep_pretrained_head else ())
         missing, unexpected = model.load_state_dict(
             {k: v for k, v in pretrained.items() if k.startswith(keep)}, strict=False
         )
         assert not unexpected and all(not k.startswith(keep) for k in missing), (missing, unexpected)
+        _prepare(model, cfg)
         # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
         source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed + 1, labels=True)
         target = make_stream(cfg, cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
-        phase = _Phase("adapt", cfg.method, cfg.regda, cfg.adapt_iterations, run_dir, source, target)
+        phase = _Phase("adapt", cfg.method, method_config(cfg), cfg.adapt_iterations, run_dir, source, target)
     else:
         model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
         # The oracle is ERM on the *target*'s labelled stream.
@@ -830,5 +881,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "auto") -> tuple[Pose
     cfg = config_from_dict(state["config"])
     adversarial = any(k.startswith("head_adv.") for k in state["model"])
     model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed, device=dev, load_weights=False)
+    if state.get("phase") != "pretrain" and any(k not in model.state_dict() for k in state["model"]):
+        _prepare(model, cfg)  # modules the method attached (DANN's discriminator)
     model.load_state_dict(state["model"])
     return model.eval(), cfg, state

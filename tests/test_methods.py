@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from regdakit.methods import METHODS, adabn, control, erm, regda
+from regdakit.methods import METHODS, adabn, control, dd, erm, regda
 from regdakit.models import pose_resnet
 
 K = 5
@@ -33,9 +33,21 @@ def _batches(n, seed=1, dtype=torch.float32, b=4):
     return out
 
 
+def _config(method):
+    return dd.make_config() if method is dd else method.Config()
+
+
 def _model(method, dtype=torch.float32):
     torch.manual_seed(0)
-    return pose_resnet("tiny", K, adversarial=method is regda).to(dtype).train()
+    model = pose_resnet("tiny", K, adversarial=getattr(method, "ADVERSARIAL_HEAD", False))
+    if hasattr(method, "prepare"):
+        method.prepare(model, _config(method))
+    return model.to(dtype).train()
+
+
+#: Parts each method's whole iteration trains (beyond psi and f).
+EXTRA_PARTS = {"regda": {"head_adv"}, "dd": {"head_adv"}, "mcd": {"head_adv"}, "dann": {"domain_discriminator"}}
+SOURCE_KEY = {"erm": "source", "dan": "source", "dann": "source"}
 
 
 def _snapshot(model):
@@ -50,7 +62,7 @@ def _changed(model, before):
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_module_shape(name):
     method = METHODS[name]
-    cfg = method.Config()
+    cfg = _config(method)
     with pytest.raises(dataclasses_frozen_error()):
         cfg.__setattr__("fused" if name == "regda" else "lr", 1)
     optimizers = method.make_optimizers(_model(method), cfg)
@@ -68,13 +80,13 @@ def dataclasses_frozen_error():
 def test_one_step_is_finite_and_changes_trainable_parts(name):
     method = METHODS[name]
     model = _model(method)
-    cfg = method.Config()
+    cfg = _config(method)
     optimizers = method.make_optimizers(model, cfg)
     before = _snapshot(model)
     ((batch_s, batch_t),) = _batches(1)
     losses = method.step(model, batch_s, batch_t, optimizers, cfg, it=100)
     assert losses and all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
-    expected = {"backbone", "upsampling", "head"} | ({"head_adv"} if method is regda else set())
+    expected = {"backbone", "upsampling", "head"} | EXTRA_PARTS.get(name, set())
     assert _changed(model, before) == expected
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -83,10 +95,10 @@ def test_one_step_is_finite_and_changes_trainable_parts(name):
 def test_a_few_steps_lower_the_source_loss(name):
     method = METHODS[name]
     model = _model(method)
-    cfg = method.Config()
+    cfg = _config(method)
     optimizers = method.make_optimizers(model, cfg)
     ((batch_s, batch_t),) = _batches(1)
-    key = "source" if method is erm else "A_source"
+    key = SOURCE_KEY.get(name, "A_source")
     first = method.step(model, batch_s, batch_t, optimizers, cfg, it=0)[key]
     for it in range(1, 6):
         last = method.step(model, batch_s, batch_t, optimizers, cfg, it=it)[key]

@@ -65,7 +65,7 @@ def test_overrides_are_type_checked():
     with pytest.raises(ValueError, match="heatmap_size must be"):
         T.apply_overrides(cfg, {"heatmap_size": "8"})
     with pytest.raises(ValueError, match="method must be"):
-        T.apply_overrides(cfg, {"method": "mcd"})
+        T.apply_overrides(cfg, {"method": "cyclegan"})
 
 
 # ----------------------------------------------------------------- training
@@ -233,7 +233,7 @@ def test_cli_argument_errors_exit_2(argv, message, capsys):
     "argv, message",
     [
         (["train", "--preset", "ci", "--heatmap_size=8"], "heatmap_size must be"),
-        (["train", "--method=mcd"], "method must be one of"),
+        (["train", "--method=cyclegan"], "method must be one of"),
         (["eval", "--checkpoint", "/nonexistent.pt"], "is not a file"),
     ],
 )

@@ -30,7 +30,10 @@ from regdakit.methods.erm import source_loss
 from regdakit.methods.regda import Config, _check_unlabelled, make_schedulers
 from regdakit.models import PoseResNet
 
-__all__ = ["Config", "make_optimizers", "make_schedulers", "step"]
+__all__ = ["ADVERSARIAL_HEAD", "Config", "make_optimizers", "make_schedulers", "step"]
+
+#: The control has no game, so no ``f'``.
+ADVERSARIAL_HEAD = False
 
 
 def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:

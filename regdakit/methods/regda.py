@@ -55,10 +55,13 @@ import torch
 
 from regdakit.disparity import pseudo_labels
 from regdakit.losses import kl_heatmap_loss
+from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
-from regdakit.models import PoseResNet, parameter_groups
+from regdakit.methods.recipe import SGDRecipe
+from regdakit.models import PoseResNet
 
 __all__ = [
+    "ADVERSARIAL_HEAD",
     "LABEL_KEYS",
     "OBJECTIVES",
     "Config",
@@ -73,6 +76,9 @@ __all__ = [
     "step_c_plain",
     "target_pass",
 ]
+
+#: RegDA's adversary is the head ``f'`` (the trainer builds the model with it).
+ADVERSARIAL_HEAD = True
 
 #: Keys of a labelled batch; none may appear in a target batch.
 LABEL_KEYS = ("keypoints", "visible", "heatmap", "weight")
@@ -124,9 +130,12 @@ OBJECTIVES: dict[str, tuple[Objective, Objective]] = {
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(SGDRecipe):
     """RegDA's hyper-parameters, the reference's defaults.
 
+    The optimiser fields (``lr``, ``head_lr``, ``momentum``, ``weight_decay``,
+    ``nesterov``, ``lr_gamma``, ``lr_decay``) come from
+    :class:`~regdakit.methods.recipe.SGDRecipe`, shared with the baselines.
     The warm-start schedule of the gradient-scaling layer (``lo`` 0, ``hi``
     0.1, ``alpha`` 1, ``N`` 1000) belongs to the model
     (:class:`regdakit.models.GradientScale`); ``step`` passes it the iteration.
@@ -134,14 +143,6 @@ class Config:
     Attributes:
         margin: Weight of ``L_T`` on the source in step A (times ``trade_off``).
         trade_off: Weight of the target objectives (steps B and C).
-        lr: Learning rate of ``psi``: backbone *and* upsampling (the reference
-            gives both 0.1 x its base 0.1 in this phase).
-        head_lr: Learning rate of ``f`` and ``f'``.
-        momentum: SGD momentum (Nesterov).
-        weight_decay: SGD weight decay.
-        nesterov: Nesterov momentum.
-        lr_gamma: Learning rates decay as ``(1 + lr_gamma * i) ** -lr_decay`` per iteration ``i``.
-        lr_decay: See ``lr_gamma``.
         sigma: Width of the pseudo-label Gaussians, heatmap cells.
         warmup_iterations: ``N`` of the gradient-scaling layer's warm start ``λ = hi·tanh(α·i / (2N))``
             (the reference's 1000, for 15000 adaptation iterations). The trainer builds ``f'``'s
@@ -154,13 +155,6 @@ class Config:
 
     margin: float = 4.0
     trade_off: float = 1.0
-    lr: float = 0.01
-    head_lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = True
-    lr_gamma: float = 1e-4
-    lr_decay: float = 0.75
     sigma: float = 2.0
     warmup_iterations: int = 1000
     source_loss: str = "kl"
@@ -168,18 +162,18 @@ class Config:
     objective: str = "regda"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
         if self.source_loss not in ("kl", "mse"):
             raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
-        for name in ("margin", "trade_off", "lr_gamma", "lr_decay"):
+        for name in ("margin", "trade_off"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.warmup_iterations < 1:
             raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
-        for name in ("lr", "head_lr", "sigma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
 
 
 def make_optimizers(
@@ -194,21 +188,9 @@ def make_optimizers(
     Raises:
         ValueError: ``f'`` is asked for and the model has no adversarial head.
     """
-    groups = parameter_groups(model)
-    if "head_adv" in players and "head_adv" not in groups:
+    if "head_adv" in players and model.head_adv is None:
         raise ValueError("RegDA needs a model with an adversarial head f' (pose_resnet(..., adversarial=True))")
-
-    def sgd(params: list[Any], lr: float) -> torch.optim.SGD:
-        return torch.optim.SGD(
-            params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
-        )
-
-    recipes = {
-        "psi": lambda: sgd([{"params": groups["backbone"]}, {"params": groups["upsampling"]}], cfg.lr),
-        "head": lambda: sgd(groups["head"], cfg.head_lr),
-        "head_adv": lambda: sgd(groups["head_adv"], cfg.head_lr),
-    }
-    return {name: recipes[name]() for name in players}
+    return recipe.make_optimizers(model, cfg, players)
 
 
 def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
@@ -216,11 +198,7 @@ def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
 
     The multiplier is 1.0 at 0, 0.738 at 5k and 0.503 at 15k iterations.
     """
-
-    def factor(i: int) -> float:
-        return (1 + cfg.lr_gamma * i) ** -cfg.lr_decay
-
-    return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
+    return recipe.make_schedulers(optimizers, cfg)
 
 
 def _check_unlabelled(batch_t: Mapping[str, Any]) -> None:

@@ -1,0 +1,215 @@
+"""DANN (Ganin et al., JMLR 2016, "Domain-Adversarial Training of Neural Networks") for heatmaps.
+
+A domain discriminator ``D`` learns to tell source features from target
+features; a gradient-reversal layer between the features and ``D`` makes the
+features learn to fool it (DANN Eq. 9-10 and Algorithm 1). One backward
+serves both players: every parameter minimises
+
+    L_src(f) + trade_off * BCE(D(R_λ(pool psi)), domain)
+
+where ``R_λ`` is the identity forward and multiplies the gradient by ``-λ``
+backward, so ``D`` descends the domain loss and ``psi`` ascends it.
+
+Choices the keypoint version forces:
+
+* Where ``D`` sits. On the spatially average-pooled ``psi`` (``(B, C)``): an
+  image-level domain classifier, as DANN's on its bottleneck features. A
+  per-cell discriminator on the ``H x W`` map would also see *where* the
+  keypoints are, which differs between images and is not domain shift.
+  ``D`` is ``Linear -> BatchNorm -> ReLU`` twice and a linear logit
+  (``hidden`` units), attached to the model as ``model.domain_discriminator``
+  (:func:`prepare`) so checkpoints and resume carry it.
+* The reversal schedule. DANN's ``λ_p = 2 / (1 + exp(-10 p)) - 1 = tanh(5 p)``
+  over training progress ``p``; with ``p = it / reversal_iterations``
+  (:func:`reversal_lambda`), ``reversal_iterations`` should be the length of
+  the adaptation run (the trainer's ``cpu-bench`` preset sets it).
+* BatchNorm. Source and target go through ``psi`` as one batch (shared
+  statistics), as in the original implementation; see :mod:`regdakit.methods.dan`.
+* Optimiser. RegDA's SGD and decay for ``psi`` and ``f``; ``D`` learns at
+  ``head_lr``. DANN's own learning-rate annealing is replaced by RegDA's, so
+  that only the objective differs from the other methods.
+
+Shape legend: ``B`` batch, ``C`` feature channels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from regdakit._validation import check_positive
+from regdakit.methods import recipe
+from regdakit.methods.dan import pooled_features
+from regdakit.methods.erm import source_loss
+from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.regda import _check_unlabelled
+from regdakit.models import PoseResNet
+
+__all__ = [
+    "ADVERSARIAL_HEAD",
+    "Config",
+    "DomainDiscriminator",
+    "make_optimizers",
+    "make_schedulers",
+    "prepare",
+    "reverse_gradient",
+    "reversal_lambda",
+    "step",
+]
+
+#: DANN needs no second head; its adversary is the domain discriminator.
+ADVERSARIAL_HEAD = False
+
+
+@dataclass(frozen=True)
+class Config(SGDRecipe):
+    """DANN's hyper-parameters; the optimiser is RegDA's (:class:`~regdakit.methods.recipe.SGDRecipe`).
+
+    Attributes:
+        trade_off: Weight of the domain loss.
+        hidden: Hidden units of the discriminator's two layers.
+        reversal_iterations: Iterations over which ``λ`` rises as ``tanh(5 it / reversal_iterations)``.
+        reversal_max: ``λ``'s limit (DANN's 1).
+        source_loss: ``"kl"`` or ``"mse"`` for the supervised term.
+    """
+
+    trade_off: float = 1.0
+    hidden: int = 256
+    reversal_iterations: int = 1000
+    reversal_max: float = 1.0
+    source_loss: str = "kl"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("trade_off", "reversal_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("hidden", "reversal_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.source_loss not in ("kl", "mse"):
+            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+
+
+def reversal_lambda(it: int, cfg: Config) -> float:
+    """DANN's schedule ``λ = reversal_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = it / reversal_iterations``.
+
+    >>> round(reversal_lambda(100, Config(reversal_iterations=200)), 4)  # tanh(2.5)
+    0.9866
+    """
+    p = it / cfg.reversal_iterations
+    return cfg.reversal_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: float) -> torch.Tensor:
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.lam * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """Identity forward; backward multiplies the gradient by ``-lam`` (DANN's ``R_λ``, Eq. 10).
+
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> reverse_gradient(x, 0.5).sum().backward()
+    >>> x.grad
+    tensor([-0.5000, -0.5000])
+    """
+    return _ReverseGradient.apply(x, check_positive("lam", lam, allow_zero=True))
+
+
+class DomainDiscriminator(nn.Sequential):
+    """``(B, C)`` pooled features -> ``(B,)`` logits of "this image is from the source".
+
+    ``Linear(C, hidden) -> BatchNorm -> ReLU -> Linear(hidden, hidden) -> BatchNorm -> ReLU -> Linear(hidden, 1)``.
+    """
+
+    def __init__(self, in_features: int, hidden: int = 256):
+        super().__init__(
+            nn.Linear(in_features, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` -> ``(B,)`` logits."""
+        return super().forward(features).squeeze(-1)
+
+
+def prepare(model: PoseResNet, cfg: Config) -> PoseResNet:
+    """Attach a fresh :class:`DomainDiscriminator` as ``model.domain_discriminator`` (idempotent); returns ``model``."""
+    if getattr(model, "domain_discriminator", None) is None:
+        channels = model.head[0].in_channels
+        device = next(model.parameters()).device
+        model.add_module("domain_discriminator", DomainDiscriminator(channels, cfg.hidden).to(device))
+    return model
+
+
+def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """``{"psi", "head", "domain_discriminator"}``: RegDA's SGD; ``D`` at ``head_lr``.
+
+    Raises:
+        ValueError: The model has no discriminator (call :func:`prepare` first).
+    """
+    if getattr(model, "domain_discriminator", None) is None:
+        raise ValueError("DANN needs model.domain_discriminator: call regdakit.methods.dann.prepare(model, cfg)")
+    return recipe.make_optimizers(model, cfg, ("psi", "head", "domain_discriminator"))
+
+
+def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
+    """RegDA's per-iteration decay of every optimiser."""
+    return recipe.make_schedulers(optimizers, cfg)
+
+
+def step(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    batch_t: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+) -> dict[str, float]:
+    """One DANN iteration: one backward of ``L_src(f) + trade_off * L_domain`` through the reversal layer.
+
+    Args:
+        model: A :class:`PoseResNet` with ``domain_discriminator`` (:func:`prepare`), in train mode.
+        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        batch_t: Unlabelled target batch: ``image (B, 3, H, W)``; label keys raise.
+        optimizers: From :func:`make_optimizers`.
+        cfg: Hyper-parameters.
+        it: The iteration; sets ``λ`` (:func:`reversal_lambda`).
+
+    Returns:
+        ``{"source", "domain", "domain_accuracy"}``: the supervised loss, the discriminator's binary
+        cross-entropy and its accuracy on this batch (0.5 = the features fool it).
+    """
+    _check_unlabelled(batch_t)
+    m, n = len(batch_s["image"]), len(batch_t["image"])
+    psi = model.features(torch.cat([batch_s["image"], batch_t["image"]]))  # (m + n, C, H, W): one BatchNorm batch
+    loss_src = source_loss(model.head(psi[:m]), batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
+    logits = model.domain_discriminator(reverse_gradient(pooled_features(psi), reversal_lambda(it, cfg)))  # (m + n,)
+    is_source = torch.cat([logits.new_ones(m), logits.new_zeros(n)])
+    loss_domain = nn.functional.binary_cross_entropy_with_logits(logits, is_source)
+    loss = loss_src + cfg.trade_off * loss_domain
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers.values():
+        opt.step()
+    accuracy = ((logits.detach() > 0).float() == is_source).float().mean()
+    values = torch.stack([loss_src.detach(), loss_domain.detach(), accuracy]).tolist()
+    return dict(zip(("source", "domain", "domain_accuracy"), values, strict=True))

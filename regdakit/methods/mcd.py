@@ -1,0 +1,179 @@
+"""MCD (Saito et al., CVPR 2018, "Maximum Classifier Discrepancy") adapted to heatmap regression.
+
+MCD trains two classifiers ``F1``, ``F2`` on the features ``G``; on the target,
+the classifiers *maximise* their discrepancy and the features *minimise* it,
+so target features move where both classifiers agree (MCD Eq. 2-5). For
+keypoints the classifiers are the two heads ``f`` and ``f'`` of
+:class:`~regdakit.models.PoseResNet` and the "classes" are the ``H·W`` cells
+of each keypoint's heatmap. One iteration, every step a minimisation:
+
+* A (source, everything trains): ``L_src(f) + L_src(f')`` (MCD Eq. 2: both heads learn the labels).
+* B (``psi`` fixed): the heads minimise ``L_src(f) + L_src(f') - trade_off * d(f(psi_t), f'(psi_t))``
+  (MCD Eq. 3-4: keep the source right, disagree on the target).
+* C (the heads fixed): ``psi`` minimises ``trade_off * d(f(psi_t), f'(psi_t))`` (MCD Eq. 5),
+  ``feature_steps`` times.
+
+Choices the keypoint version forces (the MCD paper has classes, not heatmaps):
+
+* The discrepancy ``d`` (:func:`heatmap_discrepancy`) is the L1 distance
+  between the two heads' *spatial* softmax distributions, summed over the
+  cells and averaged over keypoints and images: MCD's ``|p1 - p2|`` with the
+  ``H·W`` cells as classes. MCD averages over its ~10 classes; averaging over
+  1024 cells would shrink the term 1000-fold, so the sum is taken (``d`` in
+  [0, 2], twice the total-variation distance).
+* ``f'`` is applied to ``psi`` directly: in MCD both classifiers are equal
+  players, so RegDA's gradient-scaling layer between ``psi`` and ``f'`` is
+  not used. ``f'`` starts from random weights after pre-training and learns
+  the labels in step A (MCD trains both classifiers on the source).
+* ``feature_steps`` (MCD's ``n``, 4 on digits) defaults to 1: the budget of
+  the comparison is RegDA's, one target backbone forward and backward per
+  iteration. The first C step reuses step B's target forward of ``psi``
+  (``psi``'s weights have not changed in between), as RegDA's fused step does;
+  later ones recompute it.
+* Target batches carry no labels; none are used (checked, as in RegDA).
+
+Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from regdakit._validation import check_tensor
+from regdakit.methods import recipe
+from regdakit.methods.erm import source_loss
+from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.regda import _check_unlabelled, _minimise, _params
+from regdakit.models import PoseResNet
+
+__all__ = ["ADVERSARIAL_HEAD", "Config", "heatmap_discrepancy", "make_optimizers", "make_schedulers", "step"]
+
+#: MCD needs the second head ``f'`` (the trainer builds the model with it).
+ADVERSARIAL_HEAD = True
+
+
+@dataclass(frozen=True)
+class Config(SGDRecipe):
+    """MCD's hyper-parameters; the optimiser is RegDA's (:class:`~regdakit.methods.recipe.SGDRecipe`).
+
+    Attributes:
+        trade_off: Weight of the target discrepancy in steps B and C.
+        feature_steps: Step C repetitions per iteration (MCD's ``n``).
+        source_loss: ``"kl"`` or ``"mse"`` for both heads' supervised term.
+    """
+
+    trade_off: float = 1.0
+    feature_steps: int = 1
+    source_loss: str = "kl"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.trade_off < 0:
+            raise ValueError(f"trade_off must be >= 0, got {self.trade_off}")
+        if self.feature_steps < 1:
+            raise ValueError(f"feature_steps must be >= 1, got {self.feature_steps}")
+        if self.source_loss not in ("kl", "mse"):
+            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+
+
+def heatmap_discrepancy(logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
+    """L1 distance between two heads' spatial distributions, the MCD discrepancy on heatmaps.
+
+    ``d = mean_{b,k} sum_{cells} |softmax(logits_1[b, k]) - softmax(logits_2[b, k])|``, in [0, 2];
+    0 when the heads agree, 2 when their distributions do not overlap.
+
+    Args:
+        logits_1: ``(B, K, H, W)`` heatmap logits of one head.
+        logits_2: ``(B, K, H, W)`` of the other.
+
+    Returns:
+        Scalar tensor.
+
+    >>> a = torch.tensor([[[[0.0, 0.0]]]])                # uniform over 2 cells
+    >>> b = torch.tensor([[[[0.0, -float("inf")]]]])      # all mass on cell 0
+    >>> float(heatmap_discrepancy(a, b))                  # |0.5 - 1| + |0.5 - 0|
+    1.0
+    """
+    check_tensor("logits_1", logits_1, ("B", "K", "H", "W"), finite=False)
+    check_tensor("logits_2", logits_2, ("B", "K", "H", "W"), finite=False)
+    if logits_1.shape != logits_2.shape:
+        raise ValueError(f"logits_1 {tuple(logits_1.shape)} and logits_2 {tuple(logits_2.shape)} must match")
+    p1 = torch.softmax(logits_1.flatten(2), dim=-1)  # (B, K, H*W)
+    p2 = torch.softmax(logits_2.flatten(2), dim=-1)
+    return (p1 - p2).abs().sum(-1).mean()
+
+
+def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """``{"psi", "head", "head_adv"}``: one SGD optimiser per player (RegDA's rates)."""
+    return recipe.make_optimizers(model, cfg, ("psi", "head", "head_adv"))
+
+
+def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
+    """RegDA's per-iteration decay of every optimiser."""
+    return recipe.make_schedulers(optimizers, cfg)
+
+
+def _both_heads_source(model: PoseResNet, psi_s: torch.Tensor, batch_s: Mapping[str, Any], cfg: Config) -> torch.Tensor:
+    heatmap, weight = batch_s["heatmap"], batch_s["weight"]
+    return source_loss(model.head(psi_s), heatmap, weight, cfg.source_loss) + source_loss(
+        model.head_adv(psi_s), heatmap, weight, cfg.source_loss
+    )
+
+
+def step(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    batch_t: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+) -> dict[str, float]:
+    """One MCD iteration: steps A, B and C (``feature_steps`` times).
+
+    Args:
+        model: A :class:`PoseResNet` with ``f'``, in train mode.
+        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        batch_t: Unlabelled target batch: ``image (B, 3, H, W)``; label keys raise.
+        optimizers: From :func:`make_optimizers`.
+        cfg: Hyper-parameters.
+        it: The iteration (unused: no warm-up; kept for the shared interface).
+
+    Returns:
+        ``{"A_source", "B_source", "B_discrepancy", "C_discrepancy"}``: both heads' source loss in A and B,
+        the target discrepancy the heads maximised in B, and the one ``psi`` minimised in (the last) C.
+    """
+    _check_unlabelled(batch_t)
+    if model.head_adv is None:
+        raise ValueError("MCD needs a model with a second head f' (pose_resnet(..., adversarial=True))")
+    heads = [optimizers["head"], optimizers["head_adv"]]
+    # A: everything learns the source labels.
+    loss_a = _both_heads_source(model, model.features(batch_s["image"]), batch_s, cfg)
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    loss_a.backward()
+    for opt in optimizers.values():
+        opt.step()
+    # B: psi fixed. The source features need no graph; the target's keep one for the first step C.
+    with torch.no_grad():
+        psi_s = model.features(batch_s["image"])
+    psi_t = model.features(batch_t["image"])  # (B, C, H, W)
+    loss_b_src = _both_heads_source(model, psi_s, batch_s, cfg)
+    disc_b = heatmap_discrepancy(model.head(psi_t.detach()), model.head_adv(psi_t.detach()))
+    for opt in heads:
+        opt.zero_grad(set_to_none=True)
+    (loss_b_src - cfg.trade_off * disc_b).backward()
+    for opt in heads:
+        opt.step()
+    # C: the heads fixed; psi makes them agree on the target.
+    psi_opt = optimizers["psi"]
+    for k in range(cfg.feature_steps):
+        if k > 0:
+            psi_t = model.features(batch_t["image"])
+        disc_c = heatmap_discrepancy(model.head(psi_t), model.head_adv(psi_t))
+        _minimise(cfg.trade_off * disc_c, psi_opt, inputs=_params(psi_opt))
+    values = torch.stack([loss_a.detach(), loss_b_src.detach(), disc_b.detach(), disc_c.detach()]).tolist()
+    return dict(zip(("A_source", "B_source", "B_discrepancy", "C_discrepancy"), values, strict=True))
