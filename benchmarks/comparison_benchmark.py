@@ -254,7 +254,8 @@ def markdown(title: str, result: dict, rows: tuple[str, ...], with_selection: bo
             names = [n for n in next(iter(data["selection"].values()))]
             names = ["last", *VALIDATOR_NAMES, names[-1]]
             lines += [
-                f"Checkpoint selection (snapshots every {result['snapshot_every']} iterations; PCK@0.05 of the chosen one):",
+                f"Checkpoint selection (snapshots every {result['snapshot_every']} iterations; "
+                "PCK@0.05 of the chosen one):",
                 "",
                 "| method | " + " | ".join(n.split(" (")[0] for n in names) + " |",
                 "|---|" + "---|" * len(names),
@@ -295,7 +296,9 @@ def main() -> None:
         for job in pool.imap_unordered(_job, jobs):
             done.append(job)
             what = job.get("variant", "source only + oracle")
-            print(f"[{(time.perf_counter() - start) / 60:5.1f} min] {job['task']} seed {job['seed']} {what}", flush=True)
+            print(
+                f"[{(time.perf_counter() - start) / 60:5.1f} min] {job['task']} seed {job['seed']} {what}", flush=True
+            )
     tasks = summarise(done, args.tasks, args.seeds)
     common = {
         "preset_name": args.preset,
@@ -314,7 +317,12 @@ def main() -> None:
     }
     for name, rows, with_selection, title in (
         (f"table1_{args.suffix}", TABLE1, True, "Table 1 on the synthetic tasks: baselines, RegDA, selection"),
-        (f"table2_{args.suffix}", TABLE2, False, "Table 2 on the synthetic tasks: the ablation of the two minimisations"),
+        (
+            f"table2_{args.suffix}",
+            TABLE2,
+            False,
+            "Table 2 on the synthetic tasks: the ablation of the two minimisations",
+        ),
     ):
         data = {
             task: {
@@ -326,7 +334,9 @@ def main() -> None:
         }
         result = {**common, "rows": list(rows), "tasks": data}
         path = write(name, result)
-        text = markdown(title, {**result, "provenance": json.loads(path.read_text())["provenance"]}, rows, with_selection)
+        text = markdown(
+            title, {**result, "provenance": json.loads(path.read_text())["provenance"]}, rows, with_selection
+        )
         path.with_suffix(".md").write_text(text + "\n")
         print(text)
         print(f"wrote {path}")

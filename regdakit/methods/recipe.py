@@ -91,7 +91,9 @@ def make_optimizers(
         elif name in groups:
             out[name] = sgd(groups[name], recipe.head_lr, recipe)
         elif name == "head_adv":
-            raise ValueError("this method needs a model with an adversarial head f' (pose_resnet(..., adversarial=True))")
+            raise ValueError(
+                "this method needs a model with an adversarial head f' (pose_resnet(..., adversarial=True))"
+            )
         elif isinstance(getattr(model, name, None), nn.Module):
             out[name] = sgd(getattr(model, name).parameters(), recipe.head_lr, recipe)
         else:
