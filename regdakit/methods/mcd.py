@@ -50,7 +50,17 @@ from regdakit.methods.recipe import SGDRecipe
 from regdakit.methods.regda import _check_unlabelled, _minimise, _params
 from regdakit.models import PoseResNet
 
-__all__ = ["ADVERSARIAL_HEAD", "Config", "heatmap_discrepancy", "make_optimizers", "make_schedulers", "step"]
+__all__ = [
+    "ADVERSARIAL_HEAD",
+    "Config",
+    "heatmap_discrepancy",
+    "make_optimizers",
+    "make_schedulers",
+    "step",
+    "step_a",
+    "step_b",
+    "step_c",
+]
 
 #: MCD needs the second head ``f'`` (the trainer builds the model with it).
 ADVERSARIAL_HEAD = True
@@ -124,6 +134,77 @@ def _both_heads_source(model: PoseResNet, psi_s: torch.Tensor, batch_s: Mapping[
     )
 
 
+def step_a(
+    model: PoseResNet, batch_s: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
+) -> torch.Tensor:
+    """Step A: ``psi``, ``f`` and ``f'`` minimise ``L_src(f) + L_src(f')`` on the source (MCD Eq. 2).
+
+    Returns:
+        The detached loss.
+    """
+    loss = _both_heads_source(model, model.features(batch_s["image"]), batch_s, cfg)
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers.values():
+        opt.step()
+    return loss.detach()
+
+
+def step_b(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    psi_s: torch.Tensor,
+    psi_t: torch.Tensor,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step B, ``psi`` fixed: the heads minimise ``L_src(f) + L_src(f') - trade_off * d`` (MCD Eq. 3-4).
+
+    Args:
+        model: The detector with ``f'``.
+        batch_s: The labelled source batch (``heatmap``, ``weight``).
+        psi_s: ``(B, C, H, W)`` source features of the current ``psi`` (no graph needed).
+        psi_t: ``(B, C, H, W)`` target features (used detached here; step C may reuse them with their graph).
+        optimizers: ``head`` and ``head_adv`` step.
+        cfg: Hyper-parameters.
+
+    Returns:
+        The detached ``(L_src(f) + L_src(f'), d)`` on this batch before the update.
+    """
+    loss_src = _both_heads_source(model, psi_s, batch_s, cfg)
+    disc = heatmap_discrepancy(model.head(psi_t.detach()), model.head_adv(psi_t.detach()))
+    heads = [optimizers["head"], optimizers["head_adv"]]
+    for opt in heads:
+        opt.zero_grad(set_to_none=True)
+    (loss_src - cfg.trade_off * disc).backward()
+    for opt in heads:
+        opt.step()
+    return loss_src.detach(), disc.detach()
+
+
+def step_c(
+    model: PoseResNet, psi_t: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
+) -> torch.Tensor:
+    """Step C, the heads fixed: ``psi`` minimises ``trade_off * d(f(psi_t), f'(psi_t))`` (MCD Eq. 5).
+
+    ``backward(inputs=psi's parameters)``: the heads' gradients are not even computed.
+
+    Args:
+        model: The detector with ``f'``.
+        psi_t: ``(B, C, H, W)`` target features *with* their graph, computed by the current ``psi``.
+        optimizers: ``psi`` steps.
+        cfg: Hyper-parameters.
+
+    Returns:
+        The detached ``d`` before the update.
+    """
+    disc = heatmap_discrepancy(model.head(psi_t), model.head_adv(psi_t))
+    opt = optimizers["psi"]
+    _minimise(cfg.trade_off * disc, opt, inputs=_params(opt))
+    return disc.detach()
+
+
 def step(
     model: PoseResNet,
     batch_s: Mapping[str, Any],
@@ -149,31 +230,12 @@ def step(
     _check_unlabelled(batch_t)
     if model.head_adv is None:
         raise ValueError("MCD needs a model with a second head f' (pose_resnet(..., adversarial=True))")
-    heads = [optimizers["head"], optimizers["head_adv"]]
-    # A: everything learns the source labels.
-    loss_a = _both_heads_source(model, model.features(batch_s["image"]), batch_s, cfg)
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss_a.backward()
-    for opt in optimizers.values():
-        opt.step()
-    # B: psi fixed. The source features need no graph; the target's keep one for the first step C.
-    with torch.no_grad():
+    loss_a = step_a(model, batch_s, optimizers, cfg)
+    with torch.no_grad():  # psi is fixed in B: its source features need no graph
         psi_s = model.features(batch_s["image"])
-    psi_t = model.features(batch_t["image"])  # (B, C, H, W)
-    loss_b_src = _both_heads_source(model, psi_s, batch_s, cfg)
-    disc_b = heatmap_discrepancy(model.head(psi_t.detach()), model.head_adv(psi_t.detach()))
-    for opt in heads:
-        opt.zero_grad(set_to_none=True)
-    (loss_b_src - cfg.trade_off * disc_b).backward()
-    for opt in heads:
-        opt.step()
-    # C: the heads fixed; psi makes them agree on the target.
-    psi_opt = optimizers["psi"]
+    psi_t = model.features(batch_t["image"])  # (B, C, H, W), with graph: the first step C reuses it
+    loss_b, disc_b = step_b(model, batch_s, psi_s, psi_t, optimizers, cfg)
     for k in range(cfg.feature_steps):
-        if k > 0:
-            psi_t = model.features(batch_t["image"])
-        disc_c = heatmap_discrepancy(model.head(psi_t), model.head_adv(psi_t))
-        _minimise(cfg.trade_off * disc_c, psi_opt, inputs=_params(psi_opt))
-    values = torch.stack([loss_a.detach(), loss_b_src.detach(), disc_b.detach(), disc_c.detach()]).tolist()
+        disc_c = step_c(model, psi_t if k == 0 else model.features(batch_t["image"]), optimizers, cfg)
+    values = torch.stack([loss_a, loss_b, disc_b, disc_c]).tolist()
     return dict(zip(("A_source", "B_source", "B_discrepancy", "C_discrepancy"), values, strict=True))
