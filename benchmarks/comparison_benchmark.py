@@ -155,6 +155,32 @@ def adaptation_job(task: str, seed: int, variant: str, preset: str, out: str, ev
     return job
 
 
+def finished_job(task: str, seed: int, variant: str, preset: str, out: str) -> dict | None:
+    """A finished adaptation job's ``comparison.json``; for RegDA without one, the trainer benchmark's run.
+
+    ``--summarise-only`` builds the tables from these without training anything. The fallback reads
+    ``<task>-regda-<backbone><size>-seed<s>/final.json`` of ``benchmarks/synthetic_benchmark.py`` (same preset,
+    same cached pre-training, same seeds): its last-iteration PCK, without snapshots to select from.
+    """
+
+    run = Path(out) / f"cmp-{task}-{variant}-seed{seed}" / "comparison.json"
+    if run.exists():
+        return json.loads(run.read_text())
+    base = dataclasses.replace(_base(task, seed, preset, out), method="regda")
+    final = base.run_dir / "final.json"
+    if variant != "regda" or not final.exists():
+        return None
+    return {
+        "kind": "adaptation",
+        "task": task,
+        "seed": seed,
+        "variant": variant,
+        "target_test": _percent(json.loads(final.read_text())["metrics"]["target_test"]),
+        "candidates": [],
+        "reused_from": str(final.relative_to(Path(out).parent)),
+    }
+
+
 def _percent(metrics: dict) -> dict:
     return {k: round(100 * v, 2) for k, v in metrics.items() if k.endswith("/all")}
 
@@ -235,8 +261,9 @@ def markdown(title: str, result: dict, rows: tuple[str, ...], with_selection: bo
         f"Command: `{prov['command']}`  ",
         f"Commit {prov['commit'][:10]}, {prov['device']}, torch {prov['torch']}, preset `{result['preset_name']}`, "
         f"seeds {result['seeds']}, generator {result['generator_version']}, wall time {result['wall_minutes']} min "
-        f"with {result['workers']} one-thread workers. Target test PCK (%, all keypoints), mean ± std over seeds, "
-        "last iteration; the paper's column is RHD -> H3D with ResNet-101 (a different, real task: compare orderings, "
+        f"with {result['workers']} one-thread workers ({result['job_minutes_total']} job-minutes). "
+        "Target test PCK (%, all keypoints), mean ± std over seeds, last iteration; "
+        "the paper's column is RHD -> H3D with ResNet-101 (a different, real task: compare orderings, "
         "not values).",
         "",
     ]
@@ -276,6 +303,11 @@ def main() -> None:
     parser.add_argument("--snapshot-every", type=int, default=50, help="iterations between scored snapshots")
     parser.add_argument("--workers", type=int, default=2, help="one-thread worker processes")
     parser.add_argument("--out", default=str(ROOT / "runs" / "synthetic_benchmark"), help="run folders")
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="train nothing: tables from finished jobs (RegDA falls back to synthetic_benchmark.py's runs)",
+    )
     parser.add_argument("--suffix", default="synthetic", help="results are table1_<suffix>.json, table2_<suffix>.json")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -292,6 +324,13 @@ def main() -> None:
     ]
     start = time.perf_counter()
     done = []
+    if args.summarise_only:
+        adaptation = [j for j in jobs if j[0] == "adaptation"]
+        jobs = [j for j in jobs if j[0] == "reference"]
+        for _, t, s, v, *_ in adaptation:
+            job = finished_job(t, s, v, args.preset, args.out)
+            if job is not None:
+                done.append(job)
     with mp.get_context("spawn").Pool(args.workers) as pool:
         for job in pool.imap_unordered(_job, jobs):
             done.append(job)
@@ -306,10 +345,15 @@ def main() -> None:
         "generator_version": GENERATOR_VERSION,
         "seeds": args.seeds,
         "workers": args.workers,
-        "wall_minutes": round((time.perf_counter() - start) / 60, 1),
+        # Summarising only, the run's wall time is unknown here: the jobs' own times are summed instead.
+        "wall_minutes": None if args.summarise_only else round((time.perf_counter() - start) / 60, 1),
+        "job_minutes_total": round(
+            sum(j.get("train_wall_s", 0) + j.get("selection_wall_s", 0) + j.get("wall_s", 0) for j in done) / 60, 1
+        ),
         "snapshot_every": args.snapshot_every,
         "paper_rhd_h3d": PAPER,
-        "reused": [f"{j['task']}-seed{j['seed']}: {j['reused']}" for j in done if j.get("reused")],
+        "reused": [f"{j['task']}-seed{j['seed']}: {j['reused']}" for j in done if j.get("reused")]
+        + [f"{j['task']}-seed{j['seed']}-{j['variant']}: {j['reused_from']}" for j in done if j.get("reused_from")],
         "seconds": {
             f"{j['task']}-seed{j['seed']}-{j.get('variant', 'reference')}": j.get("train_wall_s", j.get("wall_s"))
             for j in done
