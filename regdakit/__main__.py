@@ -10,7 +10,10 @@ run)``: ``add_arguments(parser)`` declares the command's options and
 * ``python -m regdakit train --task hands --method regda --preset cpu-small [--key=value ...]``
   trains ``erm``, ``oracle``, ``regda`` or ``control`` (see :mod:`regdakit.train`); any
   ``TrainConfig`` field is a type-checked ``--key=value``, nested ones as
-  ``--regda.margin=2``; ``--resume`` continues a run exactly.
+  ``--regda.margin=2``; ``--resume`` continues a run exactly. Under
+  ``torchrun --nproc_per_node N -m regdakit train ...`` the same command trains
+  with DistributedDataParallel on N processes (``docs/distributed.md``); rank 0
+  alone writes files and prints the result.
 * ``python -m regdakit eval --checkpoint PATH`` evaluates a checkpoint on its
   run's fixed source-val and target-test sets and prints JSON.
 """
@@ -116,8 +119,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     import json
+    import os
 
-    from regdakit.train import NonFiniteLossError, make_config, replace_values, train
+    from regdakit.train import DistributedError, NonFiniteLossError, make_config, replace_values, train
 
     values = {name[4:]: value for name, value in vars(args).items() if name.startswith("set:")}
     try:
@@ -133,10 +137,14 @@ def _run_train(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:  # a real dataset's folder is missing or incomplete
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, DistributedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2))
+    except ValueError as err:  # a setting that only the run can check (e.g. batch_size vs the process count)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank has the result; one prints it
+        print(json.dumps(result, indent=2))
     return 0
 
 

@@ -58,10 +58,12 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import torch
 from tqdm.auto import tqdm
 
+from regdakit import distributed
 from regdakit._validation import value_checks
 from regdakit.data.streams import LoaderStream, eval_batches
 from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, SKELETONS, SyntheticStream, make_dataset
 from regdakit.data.transforms import Augment
+from regdakit.distributed import Context, DistributedError
 from regdakit.heatmaps import decode
 from regdakit.keypoints import Skeleton
 from regdakit.methods import METHODS, dan, dann, erm, mcd, regda
@@ -69,6 +71,7 @@ from regdakit.metrics import pck, pck_threshold
 from regdakit.models import BACKBONES, GradientScale, PoseResNet, pose_resnet
 
 __all__ = [
+    "DistributedError",
     "NonFiniteLossError",
     "PRESETS",
     "ADAPT_METHODS",
@@ -135,7 +138,8 @@ class TrainConfig:
         head_layers: Depth of ``f`` and ``f'`` (2, the reference's RegDA heads).
         image_size: Input side in pixels (a multiple of 32).
         heatmap_size: Heatmap side, ``image_size / 4``.
-        batch_size: Images per source batch and per target batch.
+        batch_size: Images per source batch and per target batch, over all processes: under torchrun each
+            of ``W`` processes draws ``batch_size / W`` (so the recipe does not change with the device count).
         pretrain_iterations: Iterations of ERM / oracle, and of RegDA's pre-training.
         adapt_iterations: RegDA iterations after pre-training.
         eval_every: Evaluate every this many iterations (and at the end).
@@ -148,7 +152,13 @@ class TrainConfig:
             snapshot of an ERM run, e.g. the shipped ones of :mod:`regdakit.pretrained`) instead of
             pre-training; its architecture and task must match this config.
         seed: Seeds weights and training streams (evaluation sets are fixed).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Under torchrun
+            ``"auto"`` / ``"cuda"`` give each process ``cuda:LOCAL_RANK``.
+        sync_batchnorm: Under torchrun, normalise with the statistics of the global batch
+            (:class:`torch.nn.SyncBatchNorm`, CUDA only) instead of each process's share (the default).
+            No effect in one process.
+        dist_timeout: Under torchrun, seconds a process waits for the others in a collective before the
+            run fails with :class:`~regdakit.distributed.DistributedError` (a crashed or hung rank).
         out: Root folder of runs and of the pre-training cache.
         run_name: Folder of this run under ``out``; ``None`` for ``<task>-<method>-<backbone><size>-seed<seed>``.
         erm: Recipe of ERM, oracle and RegDA's pre-training.
@@ -182,6 +192,8 @@ class TrainConfig:
     init_checkpoint: str | None = None
     seed: int = 0
     device: str = "auto"
+    sync_batchnorm: bool = False
+    dist_timeout: float = 600.0
     out: str = "runs"
     run_name: str | None = None
     erm: ERMConfig = field(default_factory=ERMConfig)
@@ -228,6 +240,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.adapt_iterations < 0:
             raise ValueError(f"adapt_iterations must be >= 0, got {self.adapt_iterations}")
+        if not self.dist_timeout > 0:
+            raise ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
 
     @property
     def source_domain(self) -> str:
@@ -457,13 +471,29 @@ def _root(cfg: TrainConfig, domain: str) -> str:
     return cfg.source_root if domain == cfg.source_domain else cfg.target_root  # type: ignore[return-value]
 
 
-def make_stream(cfg: TrainConfig, domain: str, seed: int, labels: bool) -> Iterator[dict[str, Any]]:
+def make_stream(
+    cfg: TrainConfig, domain: str, seed: int, labels: bool, *, rank: int = 0, world_size: int = 1
+) -> Iterator[dict[str, Any]]:
     """An endless batch stream of ``domain``; unlabelled streams yield only ``image`` and ``meta``.
 
     Synthetic domains render fresh batches; real datasets are shuffled per
     epoch by a :class:`regdakit.data.streams.LoaderStream` over their
     ``train`` split (augmented per item in the workers).
+
+    With ``world_size`` processes, each stream yields ``cfg.batch_size / world_size``
+    images; on a real dataset rank ``rank`` draws from its own shard (items
+    ``rank, rank + world_size, ...``), so one epoch of all ranks covers the set
+    once. The caller gives each rank its own ``seed``
+    (:func:`regdakit.distributed.stream_seed`).
+
+    Raises:
+        ValueError: ``cfg.batch_size`` is not a multiple of ``world_size``.
     """
+    if cfg.batch_size % world_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} (the global batch) must be a multiple of the {world_size} processes"
+        )
+    batch_size = cfg.batch_size // world_size
     augment = Augment(rotation=ROTATION[cfg.task]) if cfg.augment else None
     real = _real_datasets()
     if domain in real:
@@ -475,11 +505,13 @@ def make_stream(cfg: TrainConfig, domain: str, seed: int, labels: bool) -> Itera
             transform=augment,
             labels=labels,
         )
-        return LoaderStream(dataset, cfg.batch_size, seed, cfg.workers)
+        if world_size > 1:
+            dataset = torch.utils.data.Subset(dataset, range(rank, len(dataset), world_size))
+        return LoaderStream(dataset, batch_size, seed, cfg.workers)
     return SyntheticStream(
         cfg.task,
         domain,
-        cfg.batch_size,
+        batch_size,
         cfg.image_size,
         seed,
         heatmap_size=cfg.heatmap_size if labels else None,
@@ -539,16 +571,35 @@ def evaluate(
         ``{"pck@0.05/all": ..., "pck@0.05/<group>": ..., "pck@0.1/...": ...}``; PCK is computed
         over all valid pairs of the whole set, not averaged over batches.
     """
+    return _pck_metrics(*_predict(model, batches), skeleton)
+
+
+@torch.no_grad()
+def _predict(
+    model: PoseResNet, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """``f``'s decoded predictions in eval mode: ``(pred (N, K, 2), gt (N, K, 2), visible (N, K), side)``.
+
+    Positions are in heatmap cells; ``side`` is the heatmap side (0 when ``batches`` is empty).
+    """
     model.eval()
     device = next(model.parameters()).device
-    preds, gts, vis = [], [], []
+    preds, gts, vis, side = [], [], [], 0
     for images, keypoints, visible in batches:
         y = model.head(model.features(images.to(device)))  # (b, K, H, W); f only
         side = y.shape[-1]
         preds.append(decode(y.float())[0].cpu())  # (b, K, 2) heatmap cells
         gts.append(keypoints.float() * (side / images.shape[-1]))  # pixels -> heatmap cells
         vis.append(visible.bool())
-    pred, gt, visible = torch.cat(preds), torch.cat(gts), torch.cat(vis)
+    if not preds:
+        return torch.zeros(0, 0, 2), torch.zeros(0, 0, 2), torch.zeros(0, 0, dtype=torch.bool), 0
+    return torch.cat(preds), torch.cat(gts), torch.cat(vis), side
+
+
+def _pck_metrics(
+    pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, side: int, skeleton: Skeleton
+) -> dict[str, float]:
+    """PCK@0.05 and PCK@0.1 per group over all ``(N, K)`` pairs (positions in heatmap cells of side ``side``)."""
     out: dict[str, float] = {}
     for alpha in (0.05, 0.1):
         result = pck(pred, gt, visible, pck_threshold(side, alpha), skeleton)
@@ -559,6 +610,39 @@ def evaluate(
 # --------------------------------------------------------------------------
 # Checkpoints: atomic, complete.
 # --------------------------------------------------------------------------
+
+
+def _evaluate_sharded(
+    model: PoseResNet,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    skeleton: Skeleton,
+    ctx: Context,
+) -> dict[str, float]:
+    """:func:`evaluate` with ``batches`` (this rank's shard) predicted here and the predictions of all ranks gathered.
+
+    Every rank predicts its contiguous shard (:func:`_shard`); the gathered
+    predictions, in rank order, are the whole set once, and PCK is computed
+    over them as :func:`evaluate` computes it in one process. Every rank
+    returns the same numbers.
+    """
+    if not ctx.distributed:
+        return evaluate(model, batches, skeleton)
+    parts = [p for p in ctx.gather(_predict(model, batches)) if p[3] > 0]  # drop empty shards
+    pred, gt, visible = (torch.cat([p[i] for p in parts]) for i in range(3))
+    return _pck_metrics(pred, gt, visible, parts[0][3], skeleton)
+
+
+def _shard(batches: Iterable[tuple[torch.Tensor, ...]], ctx: Context) -> Iterable[tuple[torch.Tensor, ...]]:
+    """This rank's contiguous share of an evaluation set of :func:`make_eval_sets` (all of it in one process)."""
+    if not ctx.distributed:
+        return batches
+    if isinstance(batches, eval_batches):  # a real dataset's test split: a shard of the dataset
+        lo, hi = distributed.shard_range(len(batches.dataset), ctx.rank, ctx.world_size)
+        subset = torch.utils.data.Subset(batches.dataset, range(lo, hi))
+        return eval_batches(subset, batch_size=batches.batch_size, workers=batches.workers)
+    images, keypoints, visible = (torch.cat(parts) for parts in zip(*batches, strict=True))
+    lo, hi = distributed.shard_range(len(images), ctx.rank, ctx.world_size)
+    return list(zip(images[lo:hi].split(64), keypoints[lo:hi].split(64), visible[lo:hi].split(64), strict=True))
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -582,6 +666,15 @@ _STEP_NAMES = {"A": "step A (source)", "B": "step B (f' on target)", "C": "step 
 
 
 @dataclass
+class _Stream:
+    """How to open one training stream; under torchrun every rank opens its own (seeds by :func:`_open`)."""
+
+    domain: str
+    seed: int
+    labels: bool
+
+
+@dataclass
 class _Phase:
     """One optimisation phase: pre-training / ERM / oracle, or RegDA's adaptation."""
 
@@ -590,9 +683,32 @@ class _Phase:
     method_cfg: Any
     iterations: int
     directory: Path
-    source: Any
-    target: Any | None
+    source: _Stream
+    target: _Stream | None
     snapshots: bool = True  # model-only copies every checkpoint_every (not for the shared pre-training cache)
+
+
+def _open(cfg: TrainConfig, spec: _Stream, ctx: Context, start: int) -> Iterator[dict[str, Any]]:
+    """This rank's stream of ``spec``: its own seed (``spec.seed`` itself for rank 0 of a fresh run)."""
+    seed = distributed.stream_seed(spec.seed, ctx.rank, start)
+    return make_stream(cfg, spec.domain, seed, spec.labels, rank=ctx.rank, world_size=ctx.world_size)
+
+
+def _load(path: Path, map_location: torch.device | str) -> Any:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _rng_state() -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _set_rng_state(rng: Mapping[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"].cpu())
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
 
 
 def _log(path: Path, record: Mapping[str, Any]) -> None:
@@ -611,45 +727,68 @@ def _run_phase(
     cfg: TrainConfig,
     phase: _Phase,
     model: PoseResNet,
-    eval_sets: Mapping[str, tuple[torch.Tensor, ...]],
+    eval_sets: Mapping[str, Iterable[tuple[torch.Tensor, ...]]],
     *,
     resume: bool,
     stop_after: int | None,
     progress: bool,
+    ctx: Context | None = None,
 ) -> dict[str, Any] | None:
-    """Train one phase to the end (or to ``stop_after`` iterations); returns the last evaluation, or None if stopped."""
+    """Train one phase to the end (or to ``stop_after`` iterations); returns the last evaluation, or None if stopped.
+
+    Under torchrun (``ctx.distributed``) every rank runs this function in
+    lockstep: rank 0 alone reads and writes files (the others receive what
+    it read), each rank draws its own batches, DDP averages the gradients,
+    the reported losses are means over the ranks, and evaluation is sharded.
+    """
+    device = next(model.parameters()).device
+    ctx = ctx if ctx is not None else Context(device=device)
     method = METHODS[phase.method]
+    last, log_path = phase.directory / "last.pt", phase.directory / "metrics.jsonl"
+    skeleton = SKELETONS[cfg.task]
+    if ctx.is_main:
+        phase.directory.mkdir(parents=True, exist_ok=True)
+    exists = ctx.on_main(last.exists)
+    if exists and not resume:
+        raise FileExistsError(f"{phase.directory} already holds a run; resume it or choose another out / run_name")
+    # Every rank needs the whole state (optimisers step on every rank); rank 0 reads it and sends it.
+    state = ctx.on_main(_load, last, "cpu" if ctx.distributed else device) if exists else None
+    if state is not None:
+        model.load_state_dict(state["model"])
     optimizers = method.make_optimizers(model, phase.method_cfg)
     schedulers = method.make_schedulers(optimizers, phase.method_cfg)
-    streams = {"source": phase.source} | ({"target": phase.target} if phase.target is not None else {})
-    phase.directory.mkdir(parents=True, exist_ok=True)
-    last, log_path = phase.directory / "last.pt", phase.directory / "metrics.jsonl"
-    device = next(model.parameters()).device
-    skeleton = SKELETONS[cfg.task]
-    start, window = 0, {}
-    if last.exists() and resume:
-        state = torch.load(last, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
+    start, window = (int(state["iteration"]), dict(state["window"])) if state is not None else (0, {})
+    # Saved per-rank stream states fit only the world size that saved them; with another one every rank opens
+    # fresh streams, seeded by the iteration too, so no batch drawn before the resume is drawn again.
+    same_world = state is None or int(state.get("world_size", 1)) == ctx.world_size
+    streams = {"source": _open(cfg, phase.source, ctx, 0 if same_world else start)}
+    if phase.target is not None:
+        streams["target"] = _open(cfg, phase.target, ctx, 0 if same_world else start)
+    if state is not None:
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
-        for name, stream in streams.items():
-            stream.load_state_dict(state["streams"][name])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
-        start, window = int(state["iteration"]), dict(state["window"])
-        _truncate_log(log_path, start)
-    elif last.exists():
-        raise FileExistsError(f"{phase.directory} already holds a run; resume it or choose another out / run_name")
-    else:
+        if same_world:
+            mine = state["ranks"][ctx.rank] if "ranks" in state else state
+            for name, stream in streams.items():
+                stream.load_state_dict(mine["streams"][name])
+            _set_rng_state(mine["rng"])
+        if ctx.is_main:
+            _truncate_log(log_path, start)
+    elif ctx.is_main:
         log_path.unlink(missing_ok=True)
+    shards = {name: _shard(data, ctx) for name, data in eval_sets.items()}
+    have_checkpoint = exists
 
     def checkpoint(done: int) -> None:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        nonlocal have_checkpoint
+        ctx.average_batchnorm(model)
+        mine = {"streams": {k: s.state_dict() for k, s in streams.items()}, "rng": _rng_state()}
+        ranks = ctx.gather(mine) if ctx.distributed else None
+        have_checkpoint = True
+        if not ctx.is_main:
+            return
         state = {
             "config": dataclasses.asdict(cfg),
             "phase": phase.name,
@@ -658,63 +797,84 @@ def _run_phase(
             "model": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-            "streams": {k: s.state_dict() for k, s in streams.items()},
-            "rng": rng,
+            "streams": mine["streams"],
+            "rng": mine["rng"],
             "window": window,
         }
+        if ranks is not None:  # every rank's streams and RNG, to resume with the same world size exactly
+            state.update(world_size=ctx.world_size, ranks=ranks)
         _atomic_save(state, last)
 
     def run_eval(done: int) -> dict[str, Any]:
-        metrics = {name: evaluate(model, data, skeleton) for name, data in eval_sets.items()}
+        ctx.average_batchnorm(model)
+        metrics = {name: _evaluate_sharded(model, data, skeleton, ctx) for name, data in shards.items()}
         model.train()
-        _log(log_path, {"phase": phase.name, "iteration": done, "eval": metrics})
+        if ctx.is_main:
+            _log(log_path, {"phase": phase.name, "iteration": done, "eval": metrics})
         return metrics
 
     metrics = None
-    model.train()
+    # The steps get a view of the model whose players are DDP-wrapped (the model itself with one process).
+    net = ctx.wrap(model, cfg.sync_batchnorm)
+    net.train()
     bar = tqdm(
-        range(start, phase.iterations), initial=start, total=phase.iterations, desc=phase.name, disable=not progress
+        range(start, phase.iterations),
+        initial=start,
+        total=phase.iterations,
+        desc=phase.name,
+        disable=not (progress and ctx.is_main),
     )
+    it = start
     # NaN checks inside the public functions would sync the device several times per
     # iteration; the loop checks the losses the step returns instead (one sync).
-    with value_checks(False):
-        for it in bar:
-            batch_s = _to(next(phase.source), device)
-            batch_t = _to(next(phase.target), device) if phase.target is not None else None
-            losses = method.step(model, batch_s, batch_t, optimizers, phase.method_cfg, it)
-            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-            if bad:
-                key = next(iter(bad))
-                where = _STEP_NAMES.get(key[:1], "the step") if "_" in key else "the ERM step"
-                kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
-                raise NonFiniteLossError(
-                    f"{phase.name}: loss {key!r} of {where} is {bad[key]} at iteration {it} "
-                    f"(method {phase.method}); stopping, {kept}"
-                )
-            for sched in schedulers.values():
-                sched.step()
-            done = it + 1
-            for k, v in losses.items():
-                window[k] = window.get(k, 0.0) + v
-            window["n"] = window.get("n", 0) + 1
-            if done % cfg.log_every == 0 or done == phase.iterations:
-                n = window.pop("n")
-                means = {k: v / n for k, v in window.items()}
-                _log(log_path, {"phase": phase.name, "iteration": done, "train": means})
-                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()})
-                window = {}
-            if done % cfg.eval_every == 0 or done == phase.iterations:
-                metrics = run_eval(done)
-            if done % cfg.checkpoint_every == 0 or done == phase.iterations or done == stop_after:
-                checkpoint(done)
-                if phase.snapshots and done % cfg.checkpoint_every == 0:
-                    _atomic_save(
-                        {"config": dataclasses.asdict(cfg), "model": model.state_dict()},
-                        phase.directory / f"iter_{done:07d}.pt",
+    try:
+        with value_checks(False):
+            for it in bar:
+                batch_s = _to(next(streams["source"]), device)
+                batch_t = _to(next(streams["target"]), device) if phase.target is not None else None
+                losses = method.step(net, batch_s, batch_t, optimizers, phase.method_cfg, it)
+                if ctx.distributed:  # the global batch's losses, and a NaN on one rank stops every rank
+                    losses = ctx.mean(losses)
+                bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+                if bad:
+                    key = next(iter(bad))
+                    where = _STEP_NAMES.get(key[:1], "the step") if "_" in key else "the ERM step"
+                    kept = "no checkpoint was written yet"
+                    if have_checkpoint:
+                        kept = f"the last good checkpoint {last} is kept"
+                    raise NonFiniteLossError(
+                        f"{phase.name}: loss {key!r} of {where} is {bad[key]} at iteration {it} "
+                        f"(method {phase.method}); stopping, {kept}"
                     )
-            if done == stop_after and done < phase.iterations:
-                bar.close()
-                return None
+                for sched in schedulers.values():
+                    sched.step()
+                done = it + 1
+                for k, v in losses.items():
+                    window[k] = window.get(k, 0.0) + v
+                window["n"] = window.get("n", 0) + 1
+                if done % cfg.log_every == 0 or done == phase.iterations:
+                    n = window.pop("n")
+                    means = {k: v / n for k, v in window.items()}
+                    if ctx.is_main:
+                        _log(log_path, {"phase": phase.name, "iteration": done, "train": means})
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()})
+                    window = {}
+                if done % cfg.eval_every == 0 or done == phase.iterations:
+                    metrics = run_eval(done)
+                if done % cfg.checkpoint_every == 0 or done == phase.iterations or done == stop_after:
+                    checkpoint(done)
+                    if ctx.is_main and phase.snapshots and done % cfg.checkpoint_every == 0:
+                        _atomic_save(
+                            {"config": dataclasses.asdict(cfg), "model": model.state_dict()},
+                            phase.directory / f"iter_{done:07d}.pt",
+                        )
+                if done == stop_after and done < phase.iterations:
+                    bar.close()
+                    return None
+    except Exception as err:
+        if ctx.distributed and distributed.is_collective_failure(err):
+            raise ctx.failure(err, f"in phase {phase.name!r} at iteration {it}") from err
+        raise
     bar.close()
     if metrics is None:  # resumed from the final checkpoint: evaluate again
         metrics = run_eval(phase.iterations)
@@ -758,25 +918,31 @@ def _pretrain_key(cfg: TrainConfig) -> str:
     return f"{cfg.task}-{cfg.source_domain}-seed{cfg.seed}-{digest}"
 
 
-def _pretrain(cfg, eval_sets, device, *, stop_after, progress) -> dict[str, torch.Tensor] | None:
-    """Source-only pre-training, cached in ``<out>/pretrain/<key>/`` (resumable; ``model.pt`` when done)."""
+def _pretrain(cfg, eval_sets, device, *, stop_after, progress, ctx=None) -> dict[str, torch.Tensor] | None:
+    """Source-only pre-training, cached in ``<out>/pretrain/<key>/`` (resumable; ``model.pt`` when done).
+
+    The key does not hold the world size: a pre-training run with any number of processes is reused.
+    """
+    ctx = ctx if ctx is not None else Context(device=device)
     directory = Path(cfg.out) / "pretrain" / _pretrain_key(cfg)
     final = directory / "model.pt"
-    if final.exists():
-        return torch.load(final, map_location=device, weights_only=True)
+    if ctx.on_main(final.exists):
+        return ctx.on_main(_load, final, "cpu" if ctx.distributed else device)
     model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
-    source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed, labels=True)
+    source = _Stream(cfg.source_domain, 2 * cfg.seed, labels=True)
     phase = _Phase("pretrain", "erm", cfg.erm, cfg.pretrain_iterations, directory, source, None, snapshots=False)
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_json(dataclasses.asdict(cfg), directory / "config.json")
-    metrics = _run_phase(cfg, phase, model, eval_sets, resume=True, stop_after=stop_after, progress=progress)
+    if ctx.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_json(dataclasses.asdict(cfg), directory / "config.json")
+    metrics = _run_phase(cfg, phase, model, eval_sets, resume=True, stop_after=stop_after, progress=progress, ctx=ctx)
     if metrics is None:
         return None
-    _atomic_save(model.state_dict(), final)
+    if ctx.is_main:
+        _atomic_save(model.state_dict(), final)
     return model.state_dict()
 
 
-def _initial_weights(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+def _initial_weights(cfg: TrainConfig, device: torch.device | str) -> dict[str, torch.Tensor]:
     """The weights of ``cfg.init_checkpoint``, checked against ``cfg``'s task and architecture."""
     path = Path(cfg.init_checkpoint)
     if not path.is_file():
@@ -798,31 +964,59 @@ def train(
 ) -> dict[str, Any]:
     """Run ``cfg`` to the end and return its last-iteration evaluation.
 
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1), every process runs this
+    function: it opens the process group (NCCL on CUDA, gloo on CPU), trains
+    with DistributedDataParallel on ``cfg.batch_size / WORLD_SIZE`` images per
+    process, and rank 0 alone writes files; see :mod:`regdakit.distributed`
+    and ``docs/distributed.md``.
+
     Args:
         cfg: The run.
         resume: Continue from ``<run_dir>/last.pt`` (exactly: model, optimisers, schedulers, iteration,
-            streams, RNG). Without it an existing run directory with a checkpoint is an error.
+            streams, RNG; with another world size than the one that saved it, the streams start afresh).
+            Without it an existing run directory with a checkpoint is an error.
         stop_after: Stop after this many iterations of the final phase, with a checkpoint, as if
             interrupted (tests, time-boxed jobs); ``resume=True`` later continues.
-        progress: Show tqdm bars.
+        progress: Show tqdm bars (rank 0 only).
 
     Returns:
         ``{"run_dir", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}}``
-        (``metrics`` is ``None`` when stopped early).
+        (``metrics`` is ``None`` when stopped early); the same on every rank.
 
     Raises:
         NonFiniteLossError: A loss became NaN/Inf; ``last.pt`` still holds the last good state.
+        DistributedError: Under torchrun, another rank crashed or hung (after ``cfg.dist_timeout`` at most).
     """
-    device = _device(cfg.device)
+    with distributed.session(cfg.device, cfg.dist_timeout) as ctx:
+        try:
+            return _train(cfg, ctx, resume=resume, stop_after=stop_after, progress=progress)
+        except DistributedError:
+            raise
+        except Exception as err:
+            if ctx.distributed and distributed.is_collective_failure(err):
+                raise ctx.failure(err, "outside the training loop") from err
+            raise
+
+
+def _train(cfg: TrainConfig, ctx: Context, *, resume: bool, stop_after: int | None, progress: bool) -> dict[str, Any]:
+    device = ctx.device
+    if ctx.distributed:
+        # A launch whose ranks got different settings would train nonsense or deadlock; only rank 0's out is used.
+        ctx.check_same({k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}, "config")
+        if cfg.batch_size % ctx.world_size:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} (the global batch) must be a multiple of the {ctx.world_size} processes"
+            )
     eval_sets = make_eval_sets(cfg)
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(dataclasses.asdict(cfg), run_dir / "config.json")
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(dataclasses.asdict(cfg), run_dir / "config.json")
     if cfg.method in ADAPT_METHODS:  # all adapt the same cached source-only model
         if cfg.init_checkpoint is not None:
-            pretrained = _initial_weights(cfg, device)
+            pretrained = ctx.on_main(_initial_weights, cfg, "cpu" if ctx.distributed else device)
         else:
-            pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress)
+            pretrained = _pretrain(cfg, eval_sets, device, stop_after=None, progress=progress, ctx=ctx)
         assert pretrained is not None
         adversarial = METHODS[cfg.method].ADVERSARIAL_HEAD
         model = _build_model(cfg, adversarial=adversarial, seed=cfg.seed + 1, device=device)
@@ -833,18 +1027,18 @@ def train(
         assert not unexpected and all(not k.startswith(keep) for k in missing), (missing, unexpected)
         _prepare(model, cfg)
         # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
-        source = make_stream(cfg, cfg.source_domain, 2 * cfg.seed + 1, labels=True)
-        target = make_stream(cfg, cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
+        source = _Stream(cfg.source_domain, 2 * cfg.seed + 1, labels=True)
+        target = _Stream(cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
         phase = _Phase("adapt", cfg.method, method_config(cfg), cfg.adapt_iterations, run_dir, source, target)
     else:
         model = _build_model(cfg, adversarial=False, seed=cfg.seed, device=device)
         # The oracle is ERM on the *target*'s labelled stream.
         domain = cfg.target_domain if cfg.method == "oracle" else cfg.source_domain
-        source = make_stream(cfg, domain, 2 * cfg.seed, labels=True)
+        source = _Stream(domain, 2 * cfg.seed, labels=True)
         phase = _Phase(cfg.method, "erm", cfg.erm, cfg.pretrain_iterations, run_dir, source, None)
-    metrics = _run_phase(cfg, phase, model, eval_sets, resume=resume, stop_after=stop_after, progress=progress)
+    metrics = _run_phase(cfg, phase, model, eval_sets, resume=resume, stop_after=stop_after, progress=progress, ctx=ctx)
     result = {"run_dir": str(run_dir), "iteration": phase.iterations if metrics else stop_after, "metrics": metrics}
-    if metrics is not None:
+    if metrics is not None and ctx.is_main:
         _write_json(result, run_dir / "final.json")
     return result
 

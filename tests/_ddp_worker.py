@@ -1,0 +1,139 @@
+"""Helpers of tests/test_distributed.py that run inside spawned ranks (importable by name: pytest's pythonpath).
+
+Functions given to ``torch.multiprocessing`` must be importable in a spawned
+child process; test modules imported by pytest (``--import-mode=importlib``)
+are not, this module is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    """A TCP port that is free now (the rendezvous of one launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _entry(rank: int, world: int, port: int, job: Callable[..., Any], args: tuple, out: str, init: bool) -> None:
+    # torchrun's environment: the trainer's own session() reads it when `init` is False.
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {}
+    try:
+        if init:
+            torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+        result["value"] = job(rank, *args)
+    except BaseException as err:  # noqa: BLE001 - reported to the test
+        result["error"] = (type(err).__name__, str(err), traceback.format_exc())
+    finally:
+        result["time"] = time.monotonic()
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+        if init and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def launch(
+    job: Callable[..., Any], args: tuple, out: Path, world: int = 2, init: bool = True, wait: float = 240.0
+) -> list[dict[str, Any]]:
+    """Run ``job(rank, *args)`` in ``world`` spawned processes; each rank's ``{"value" | "error", "time"}``.
+
+    ``init``: open a gloo group around the job (else the job's ``train()`` opens it from the environment).
+    A rank still alive after ``wait`` seconds, or 30 seconds after rank 0 finished, is killed.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    # fork: the ranks start with torch and regdakit already imported (seconds of CPU each); the parent ran no
+    # CUDA and, with one torch thread, no OpenMP pool that a forked child could inherit locked.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    port = free_port()
+    procs = [ctx.Process(target=_entry, args=(r, world, port, job, args, str(out), init)) for r in range(world)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + wait
+    procs[0].join(max(0.0, deadline - time.monotonic()))
+    for p in procs[1:]:
+        p.join(min(30.0, max(0.0, deadline - time.monotonic())))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    results = []
+    for r in range(world):
+        path = out / f"rank{r}.pt"
+        results.append(torch.load(path, weights_only=False) if path.exists() else {"error": ("killed", "", "")})
+    return results
+
+
+# ----------------------------------------------------------------- jobs
+
+
+def train_runs(rank: int, configs: dict[str, Any], out_root: str, eval_cfg: Any) -> dict[str, Any]:
+    """Train every config in order, then :func:`sharded_evaluation` of ``eval_cfg`` (under ``"eval"``).
+
+    Each rank trains with its own ``out`` (``out_root/rank<r>``): rank 0 alone may write anything.
+    """
+    import dataclasses
+
+    from regdakit import train as T
+
+    results = {}
+    for name, (cfg, kwargs) in configs.items():
+        cfg = dataclasses.replace(cfg, out=str(Path(out_root) / f"rank{rank}"))
+        results[name] = T.train(cfg, progress=False, **kwargs)
+    results["eval"] = sharded_evaluation(rank, eval_cfg)
+    return results
+
+
+def sharded_evaluation(rank: int, cfg: Any) -> dict[str, dict[str, float]]:
+    """The trainer's sharded evaluation of a freshly built (identical on every rank) model."""
+    from regdakit import distributed
+    from regdakit import train as T
+
+    model = T._build_model(cfg, adversarial=False, seed=0, device=torch.device("cpu"))
+    with distributed.session("cpu") as ctx:
+        skeleton = T.SKELETONS[cfg.task]
+        return {
+            name: T._evaluate_sharded(model, T._shard(data, ctx), skeleton, ctx)
+            for name, data in T.make_eval_sets(cfg).items()
+        }
+
+
+def failing_rank(rank: int, cfg: Any, how: str) -> dict[str, Any]:
+    """Train ERM; rank 1 crashes (``how="crash"``) or hangs (``"hang"``) at iteration 2.
+
+    Returns rank 0's error ``(type name, message)`` and the seconds from its iteration 2 to the error.
+    """
+    from regdakit import train as T
+    from regdakit.methods import erm
+
+    real_step, reached = erm.step, {}
+
+    def step(model, batch_s, batch_t, optimizers, method_cfg, it):
+        if it == 2:
+            reached["time"] = time.monotonic()
+            if rank == 1:
+                if how == "crash":
+                    os._exit(3)
+                time.sleep(600)
+        return real_step(model, batch_s, batch_t, optimizers, method_cfg, it)
+
+    erm.step = step
+    try:
+        T.train(cfg, progress=False)
+    except Exception as err:  # noqa: BLE001 - the test looks at it
+        return {"error": (type(err).__name__, str(err)), "waited": time.monotonic() - reached["time"]}
+    return {"error": None}

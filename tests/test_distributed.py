@@ -1,0 +1,274 @@
+"""Distributed training on CPU with gloo: 2 spawned processes against one process with the same global batch.
+
+One launch of 2 ranks (module fixture) trains ERM and RegDA (fused), and an
+ERM run cut and resumed; each rank is given its own ``out`` folder, so rank
+1's must stay empty (rank 0 alone writes). The single-process references
+draw the same images (the two ranks' streams, concatenated) and normalise
+each rank's half of the batch on its own (the per-rank BatchNorm of the
+distributed run; PyTorch's SyncBatchNorm needs CUDA).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import _ddp_worker as W
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from regdakit import distributed
+from regdakit import train as T
+
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="this torch build has no gloo backend",
+    ),
+]
+
+WORLD = 2
+
+
+def _cfg(**changes):
+    """The "ci" preset at a global batch of 4 (2 per rank), a handful of iterations."""
+    small = dict(
+        batch_size=4,
+        pretrain_iterations=4,
+        adapt_iterations=3,
+        eval_every=2,
+        checkpoint_every=2,
+        log_every=1,
+        eval_size=8,
+        device="cpu",
+        dist_timeout=60.0,
+    )
+    return T.make_config("ci", **(small | changes))
+
+
+EVAL_CFG = _cfg(eval_size=9)  # uneven shards: 4 and 5 images
+RUNS = {
+    "erm": (_cfg(method="erm", run_name="erm"), {}),
+    "regda": (_cfg(method="regda", pretrain_iterations=2, run_name="regda"), {}),
+    "cut": (_cfg(method="erm", run_name="cut", checkpoint_every=100), {"stop_after": 2}),
+    "resumed": (_cfg(method="erm", run_name="cut", checkpoint_every=100), {"resume": True}),
+    "cut_only": (_cfg(method="erm", run_name="cut_only", checkpoint_every=100), {"stop_after": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def ddp(tmp_path_factory):
+    """The 2-rank launch: ``(root, results per rank)``; rank r's files are under ``root / f"rank{r}"``."""
+    root = tmp_path_factory.mktemp("ddp")
+    results = W.launch(W.train_runs, (RUNS, str(root), EVAL_CFG), root / "results", world=WORLD)
+    for rank, result in enumerate(results):
+        assert "error" not in result, f"rank {rank}: {result['error'][2]}"
+    return root, results
+
+
+# ----------------------------------------------------- the single-process reference
+
+
+class _Concat:
+    """One stream whose batch is the ranks' batches of a distributed run, concatenated in rank order."""
+
+    def __init__(self, streams):
+        self.streams = streams
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        parts = [next(s) for s in self.streams]
+        return {k: torch.cat([p[k] for p in parts]) if isinstance(v, torch.Tensor) else v for k, v in parts[0].items()}
+
+    def state_dict(self):
+        return [s.state_dict() for s in self.streams]
+
+    def load_state_dict(self, state):
+        for s, st in zip(self.streams, state, strict=True):
+            s.load_state_dict(st)
+
+
+def _ghost_batchnorm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm of each rank's share of the batch on its own, running statistics averaged over the shares."""
+    if not bn.training:
+        return type(bn).forward(bn, x)
+    dims = [0, *range(2, x.dim())]
+    outs, means, variances = [], [], []
+    for part in x.chunk(WORLD):  # (B / WORLD, C, ...) each
+        outs.append(F.batch_norm(part, None, None, bn.weight, bn.bias, True, 0.0, bn.eps))
+        means.append(part.detach().mean(dims))
+        variances.append(part.detach().var(dims, unbiased=True))
+    with torch.no_grad():
+        bn.running_mean.mul_(1 - bn.momentum).add_(bn.momentum * torch.stack(means).mean(0))
+        bn.running_var.mul_(1 - bn.momentum).add_(bn.momentum * torch.stack(variances).mean(0))
+        bn.num_batches_tracked.add_(1)
+    return torch.cat(outs)
+
+
+@pytest.fixture
+def as_two_ranks(monkeypatch):
+    """Make a single-process ``train`` draw and normalise its global batch as the 2 ranks do."""
+    make_stream, build = T.make_stream, T._build_model
+
+    def concat_stream(cfg, domain, seed, labels, rank=0, world_size=1):
+        assert (rank, world_size) == (0, 1)
+        return _Concat(
+            [
+                make_stream(cfg, domain, distributed.stream_seed(seed, r), labels, rank=r, world_size=WORLD)
+                for r in range(WORLD)
+            ]
+        )
+
+    def ghost_model(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.forward = lambda x, m=m: _ghost_batchnorm(m, x)
+        return model
+
+    monkeypatch.setattr(T, "make_stream", concat_stream)
+    monkeypatch.setattr(T, "_build_model", ghost_model)
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5, msg=lambda m, key=key: f"{key}: {m}")
+        else:
+            assert torch.equal(b[key], value), key
+
+
+def _last(root: Path, name: str) -> dict:
+    return torch.load(root / "rank0" / name / "last.pt", weights_only=True)
+
+
+# ----------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("name", ["erm", "regda"])
+def test_two_processes_train_as_one_with_the_same_global_batch(ddp, name, tmp_path, as_two_ranks):
+    root, results = ddp
+    cfg, _ = RUNS[name]
+    reference = T.train(dataclasses.replace(cfg, out=str(tmp_path)), progress=False)
+    mine, theirs = _last(root, name), torch.load(tmp_path / name / "last.pt", weights_only=True)
+    assert mine["world_size"] == WORLD and len(mine["ranks"]) == WORLD
+    _assert_same_weights(theirs["model"], mine["model"])
+    for opt in theirs["optimizers"]:  # the momentum buffers too: the gradients were the same
+        for pid, state in theirs["optimizers"][opt]["state"].items():
+            _assert_same_weights(state, mine["optimizers"][opt]["state"][pid])
+    # The logged losses are the means over the ranks: the global batch's losses.
+    ours = [json.loads(line) for line in (root / "rank0" / name / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in ours] == [r["iteration"] for r in ref]
+    for a, b in zip(ours, ref, strict=True):
+        if "train" in a:
+            assert a["train"] == pytest.approx(b["train"], rel=1e-4, abs=1e-6)
+    # Both ranks return the same (gathered) evaluation.
+    assert results[0]["value"][name]["metrics"] == results[1]["value"][name]["metrics"]
+    assert reference["iteration"] == results[0]["value"][name]["iteration"]
+
+
+def test_ranks_draw_different_batches():
+    cfg = _cfg()
+    a, b = (
+        next(T.make_stream(cfg, "rendered", distributed.stream_seed(1, r), labels=True, rank=r, world_size=WORLD))
+        for r in range(WORLD)
+    )
+    assert a["image"].shape[0] == b["image"].shape[0] == cfg.batch_size // WORLD
+    assert not torch.equal(a["image"], b["image"])
+    with pytest.raises(ValueError, match="multiple of the 3 processes"):
+        T.make_stream(cfg, "rendered", 0, labels=True, rank=0, world_size=3)
+
+
+def test_only_rank_0_writes(ddp):
+    root, _ = ddp
+    assert not (root / "rank1").exists()  # rank 1 was given its own out: it never wrote (nor read) anything
+    for name in ("erm", "regda", "cut"):
+        run = root / "rank0" / name
+        assert {"config.json", "metrics.jsonl", "last.pt", "final.json"} <= {p.name for p in run.iterdir()}
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        keys = [(line["phase"], line["iteration"], "eval" in line) for line in lines]
+        assert len(keys) == len(set(keys)), "a line was written twice"
+    assert len(list((root / "rank0" / "pretrain").iterdir())) == 1  # RegDA's pre-training cache, once
+
+
+def test_resume_with_the_same_world_size_is_exact(ddp):
+    root, results = ddp
+    assert results[0]["value"]["cut"]["metrics"] is None
+    whole, resumed = _last(root, "erm"), _last(root, "cut")
+    assert whole["iteration"] == resumed["iteration"] == 4
+    for key, value in whole["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for r in range(WORLD):
+        for name in ("generator", "batches"):
+            assert torch.equal(
+                torch.as_tensor(whole["ranks"][r]["streams"]["source"][name]),
+                torch.as_tensor(resumed["ranks"][r]["streams"]["source"][name]),
+            )
+    assert results[0]["value"]["resumed"]["metrics"] == results[0]["value"]["erm"]["metrics"]
+
+
+def test_a_distributed_checkpoint_resumes_in_one_process(ddp, tmp_path):
+    # Another world size: model, optimisers and schedulers continue; the streams start afresh (new seeds).
+    root, _ = ddp
+    shutil.copytree(root / "rank0" / "cut_only", tmp_path / "cut_only")
+    before = torch.load(tmp_path / "cut_only" / "last.pt", weights_only=True)
+    assert before["iteration"] == 2 and before["world_size"] == WORLD
+    cfg = dataclasses.replace(RUNS["cut_only"][0], out=str(tmp_path))
+    result = T.train(cfg, resume=True, progress=False)
+    assert result["iteration"] == 4 and result["metrics"] is not None
+    after = torch.load(tmp_path / "cut_only" / "last.pt", weights_only=True)
+    assert "ranks" not in after and after["schedulers"]["model"]["last_epoch"] == 4
+    iterations = [json.loads(line)["iteration"] for line in (tmp_path / "cut_only" / "metrics.jsonl").open()]
+    assert iterations == sorted(iterations) and iterations[-1] == 4
+
+
+def test_gathered_evaluation_equals_single_process_evaluation(ddp):
+    _, results = ddp
+    model = T._build_model(EVAL_CFG, adversarial=False, seed=0, device=torch.device("cpu"))
+    skeleton = T.SKELETONS[EVAL_CFG.task]
+    single = {name: T.evaluate(model, data, skeleton) for name, data in T.make_eval_sets(EVAL_CFG).items()}
+    assert results[0]["value"]["eval"] == results[1]["value"]["eval"] == single
+
+
+@pytest.mark.parametrize("how", ["hang", "crash"])
+def test_a_failed_rank_stops_the_job_with_a_clear_error(tmp_path, how):
+    timeout = 5.0
+    cfg = _cfg(method="erm", pretrain_iterations=6, dist_timeout=timeout, out=str(tmp_path / "out"))
+    results = W.launch(W.failing_rank, (cfg, how), tmp_path, world=WORLD, init=False, wait=180)
+    assert "error" not in results[0], results[0]["error"][2]
+    name, message = results[0]["value"]["error"]
+    assert name == "DistributedError", message
+    assert "rank 0 of 2" in message and "in phase 'erm' at iteration 2" in message
+    assert "crashed, hung or was killed" in message
+    # Rank 0 gave up after the timeout (a hung peer) or at once (a dead one: gloo sees the closed connection).
+    waited = results[0]["value"]["waited"]
+    assert (timeout <= waited < timeout + 30) if how == "hang" else waited < timeout, waited
+
+
+def test_torchrun_cli(tmp_path):
+    # The real launcher, the CLI and the trainer's own process group; the result is printed by rank 0 only.
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
+            *("-m", "regdakit", "train", "--preset", "ci", "--method", "erm", "--no-progress", "--device", "cpu"),
+            *("--pretrain_iterations", "2", "--eval_size", "8", "--out", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count('"run_dir"') == 1
+    state = torch.load(next(tmp_path.glob("*/last.pt")), weights_only=True)
+    assert state["world_size"] == 2 and state["iteration"] == 2
