@@ -240,3 +240,28 @@ def test_cli_argument_errors_exit_2(argv, message, capsys):
 def test_cli_invalid_values_return_2(argv, message, capsys):
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_one_process_ignores_the_distributed_settings(tmp_path, monkeypatch):
+    # Outside torchrun: no process group, the model itself reaches the step (no DDP view), a checkpoint without
+    # per-rank states, and sync_batchnorm / dist_timeout change nothing.
+    from regdakit.methods import erm
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    real_step, seen = erm.step, set()
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        seen.add(type(model.backbone).__name__)  # a DistributedDataParallel under torchrun
+        return real_step(model, batch_s, batch_t, optimizers, cfg, it)
+
+    monkeypatch.setattr(erm, "step", step)
+    plain = _cfg(tmp_path, method="erm", pretrain_iterations=2, run_name="plain")
+    T.train(plain, progress=False)
+    T.train(dataclasses.replace(plain, run_name="sync", sync_batchnorm=True, dist_timeout=1.0), progress=False)
+    assert seen == {"ResNet"} and not torch.distributed.is_initialized()
+    a, b = (torch.load(tmp_path / name / "last.pt", weights_only=True) for name in ("plain", "sync"))
+    assert not {"world_size", "ranks"} & set(a)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    with pytest.raises(ValueError, match="dist_timeout must be > 0"):
+        dataclasses.replace(plain, dist_timeout=0.0)
