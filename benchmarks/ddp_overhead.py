@@ -124,6 +124,7 @@ def _trainer_before(rev: str):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("regdakit_train_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

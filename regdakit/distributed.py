@@ -14,12 +14,13 @@ How the model is wrapped (:meth:`Context.wrap`). The method steps
 ``domain_discriminator``), and a step often trains only some of them:
 RegDA's step B trains ``f'`` on detached features, step C back-propagates
 into ``psi`` only (``backward(inputs=psi's parameters)``) through ``f'``.
-One ``DistributedDataParallel`` around the whole model would need
-``find_unused_parameters=True``: a graph traversal after every forward, and
-parameters reported "unused" are synchronised as zeros although their
-optimiser does not step. Instead every player (every direct child with
-parameters) gets its own DDP, and the steps receive a *view* of the model
-whose children are those wrappers; the step code does not change. Every
+One ``DistributedDataParallel`` around the whole model would not even see
+these calls (DDP synchronises through its own ``forward``), and calling it
+as ``model(x)`` in every step would need ``find_unused_parameters=True``: a
+graph traversal after every forward, and every bucket all-reduced, the
+parameters no gradient reached included. Instead every player (every direct
+child with parameters) gets its own DDP, and the steps receive a *view* of
+the model whose children are those wrappers; the step code does not change. Every
 backward of every method reaches either all or none of a player's
 parameters; in the second case no gradient hook fires, the player's reducer
 launches no collective on any rank, and its next forward starts afresh
@@ -33,9 +34,9 @@ BatchNorm. Per rank by default: each process normalises with the statistics
 of its own share of the batch. ``sync_batchnorm=True`` converts every
 BatchNorm to :class:`torch.nn.SyncBatchNorm` (statistics over the global
 batch, as one process would compute them; CUDA only in PyTorch). Running
-statistics are not broadcast at every forward (no buffer sync in
-DDP's forward, which would also put a collective in every gradient-free forward); they are
-averaged over the ranks before every evaluation and checkpoint
+statistics are not broadcast from rank 0 at every forward (DDP's buffer
+sync, which would also put a collective in every gradient-free forward);
+they are averaged over the ranks before every evaluation and checkpoint
 (:meth:`Context.average_batchnorm`), a no-op with SyncBatchNorm.
 
 >>> ctx = Context()
