@@ -184,5 +184,6 @@ def plot_selection(table: Mapping[str, Any], task: str, *, ax: plt.Axes | None =
     ax.set_ylabel("target PCK@0.05 of the pick (%)")
     ax.set_title(f"{task}: which checkpoint each rule picks")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    # Below the axes: the picks of different rules sit close together and a legend inside would hide some.
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return fig
