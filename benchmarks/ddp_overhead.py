@@ -21,7 +21,7 @@ Two measurements, one per mode:
   runs alternated; median seconds per run and the ratio. Written to
   ``benchmarks/results/ddp_single_process_cpu.json``::
 
-      python benchmarks/ddp_overhead.py --mode trainer --repeats 3
+      python benchmarks/ddp_overhead.py --mode trainer --batch 8 --iterations 30 --repeats 3
 """
 
 from __future__ import annotations
@@ -185,10 +185,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.mode == "wrapper":
-        result = {"settings": vars(args), "wrapper": wrapper_overhead(args)}
+        settings = {k: getattr(args, k) for k in ("device", "method", "backbone", "size", "batch", "repeats", "blocks")}
+        result = {"settings": settings, "wrapper": wrapper_overhead(args)}
         name = args.name or ("ddp_overhead_gpu" if args.device.startswith("cuda") else None)
-    else:
-        result = {"settings": vars(args), "before_commit": args.before, "trainer": trainer_overhead(args)}
+    else:  # the trainer runs the "ci" preset on the CPU at --batch, --iterations; the model flags do not apply
+        settings = {"device": "cpu", "preset": "ci"} | {k: getattr(args, k) for k in ("batch", "iterations", "repeats")}
+        result = {"settings": settings, "before_commit": args.before, "trainer": trainer_overhead(args)}
         name = args.name or "ddp_single_process_cpu"
     print(result)
     if name is not None:

@@ -250,6 +250,7 @@ def test_a_distributed_checkpoint_resumes_in_one_process(ddp, tmp_path):
     assert result["iteration"] == 4 and result["metrics"] is not None
     after = torch.load(tmp_path / "cut_only" / "last.pt", weights_only=True)
     assert "ranks" not in after and after["schedulers"]["model"]["last_epoch"] == 4
+    assert after["streams"]["source"]["batches"] == 2  # a fresh stream since the resume, not rank 0's continued
     iterations = [json.loads(line)["iteration"] for line in (tmp_path / "cut_only" / "metrics.jsonl").open()]
     assert iterations == sorted(iterations) and iterations[-1] == 4
 
@@ -274,7 +275,11 @@ def test_a_failed_rank_stops_the_job_with_a_clear_error(tmp_path, how):
     assert "crashed, hung or was killed" in message
     # Rank 0 gave up after the timeout (a hung peer) or at once (a dead one: gloo sees the closed connection).
     waited = results[0]["value"]["waited"]
-    assert (timeout <= waited < timeout + 30) if how == "hang" else waited < timeout, waited
+    assert waited < timeout + 30, waited  # + the step's own time on a busy machine
+    if how == "hang":
+        assert waited >= timeout and "Timed out" in message
+    else:
+        assert "Timed out" not in message
 
 
 def test_torchrun_cli(tmp_path):
@@ -287,7 +292,7 @@ def test_torchrun_cli(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env=os.environ | {"OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
