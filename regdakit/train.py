@@ -37,6 +37,11 @@ evaluations), ``last.pt`` (everything needed to resume, written atomically),
 ``iter_XXXXXXX.pt`` (periodic model-only snapshots) and ``final.json``. The
 pre-training cache keeps only ``last.pt`` (to resume) and ``model.pt``.
 
+Under ``torchrun`` the same :func:`train` runs in every process and trains
+with DistributedDataParallel (:mod:`regdakit.distributed`,
+``docs/distributed.md``): ``batch_size`` is the global batch, each rank draws
+its share from its own streams, and rank 0 alone writes the files above.
+
 >>> cfg = make_config("ci", method="erm")
 >>> cfg.backbone, cfg.image_size, cfg.heatmap_size
 ('tiny', 64, 16)
