@@ -204,6 +204,7 @@ def summarise(done: list[dict], tasks: list[str], seeds: list[int]) -> dict:
     for task in tasks:
         per_row: dict[str, dict[int, dict]] = {}
         selection: dict[str, dict[str, list[float]]] = {}
+        scores: dict[str, dict[str, list[tuple[int, float]]]] = {}
         for job in done:
             if job["task"] != task:
                 continue
@@ -225,6 +226,12 @@ def summarise(done: list[dict], tasks: list[str], seeds: list[int]) -> dict:
             sel = selection.setdefault(job["variant"], {})
             for name, pick in picks.items():
                 sel.setdefault(name, []).append((job["seed"], pick["target_pck"], pick["iteration"]))
+            # The validators' own values at the last snapshot (e.g. source PCK: did the features survive?).
+            for name in VALIDATOR_NAMES:
+                if picks["last"][name] is not None:
+                    scores.setdefault(job["variant"], {}).setdefault(name, []).append(
+                        (job["seed"], round(picks["last"][name], 4))
+                    )
         pck = {}
         for row, by_seed in per_row.items():
             have = [s for s in seeds if s in by_seed]
@@ -241,7 +248,11 @@ def summarise(done: list[dict], tasks: list[str], seeds: list[int]) -> dict:
                     "seeds": [e[0] for e in entries],
                     "iterations": [e[2] for e in entries],
                 }
-        out[task] = {"pck": pck, "selection": sel_out}
+        last_scores = {
+            variant: {name: [v for _, v in sorted(values)] for name, values in by_name.items()}
+            for variant, by_name in scores.items()
+        }
+        out[task] = {"pck": pck, "selection": sel_out, "validator_scores_at_last": last_scores}
     return out
 
 
@@ -267,6 +278,8 @@ def markdown(title: str, result: dict, rows: tuple[str, ...], with_selection: bo
         "not values).",
         "",
     ]
+    if result.get("note"):
+        lines += [f"Note: {result['note']}", ""]
     for task, data in result["tasks"].items():
         lines += [f"## {task}", "", "| method | PCK@0.05 | PCK@0.1 | paper PCK@0.05 |", "|---|---|---|---|"]
         for row in rows:
@@ -308,6 +321,7 @@ def main() -> None:
         action="store_true",
         help="train nothing: tables from finished jobs (RegDA falls back to synthetic_benchmark.py's runs)",
     )
+    parser.add_argument("--note", default="", help="provenance of reused runs, stored in the results")
     parser.add_argument("--suffix", default="synthetic", help="results are table1_<suffix>.json, table2_<suffix>.json")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -351,6 +365,7 @@ def main() -> None:
             sum(j.get("train_wall_s", 0) + j.get("selection_wall_s", 0) + j.get("wall_s", 0) for j in done) / 60, 1
         ),
         "snapshot_every": args.snapshot_every,
+        "note": args.note,
         "paper_rhd_h3d": PAPER,
         "reused": [f"{j['task']}-seed{j['seed']}: {j['reused']}" for j in done if j.get("reused")]
         + [f"{j['task']}-seed{j['seed']}-{j['variant']}: {j['reused_from']}" for j in done if j.get("reused_from")],
@@ -372,6 +387,7 @@ def main() -> None:
             task: {
                 "pck": {r: v for r, v in t["pck"].items() if r in rows},
                 "selection": {r: v for r, v in t["selection"].items() if r in rows} if with_selection else {},
+                "validator_scores_at_last": {r: v for r, v in t["validator_scores_at_last"].items() if r in rows},
                 "ordering": _ordering(t["pck"], rows),
             }
             for task, t in tasks.items()

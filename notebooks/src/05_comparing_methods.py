@@ -1,0 +1,292 @@
+# %% [md]
+# # 05 · Comparing methods: the paper's Tables 1 and 2 on synthetic domains
+#
+# The RegDA paper compares its method with four domain-adaptation methods
+# adapted to keypoints (DAN, DANN, MCD, DD; Table 1) and ablates its two
+# minimisations (Table 2). On RHD → H3D it finds the feature-alignment
+# methods *below* the source-only model, DD above it, and RegDA well above DD.
+# Here the same comparison runs on the synthetic tasks of `regdakit`.
+#
+# **The rule of the comparison.** Every method starts from the *same*
+# source-only model (the cached pre-training of each seed), adapts for the
+# same number of iterations with the same optimiser, learning rates and decay
+# (`regdakit.methods.recipe`), and is evaluated at its last iteration on the
+# same target test images. Only the objective differs.
+#
+# **What you will see.** (1) What each method optimises. (2) The committed
+# Table 1, three seeds per task. (3) All methods on one scale, the fraction of
+# the source-only → oracle gap they close, beside the paper's. (4) Whether the
+# paper's ordering holds. (5) Table 2, the ablation. (6) Choosing a checkpoint
+# without target labels. (7) A small live re-run. (8) What the ordering does
+# and does not show.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from regdakit import comparison, pretrained, runtime
+from regdakit import train as T
+from regdakit.data.synthetic import SKELETONS
+
+RESULTS = Path("..") / "benchmarks" / "results"
+table1 = comparison.load_table(RESULTS / "table1_synthetic.json")
+table2 = comparison.load_table(RESULTS / "table2_synthetic.json")
+TASKS = list(table1["tasks"])
+
+# %% [md]
+# ## 1 · What each method does on the target
+#
+# `ψ` are the features, `f` the main head, `f′` a second head, `D` a domain
+# discriminator. Every method also keeps training `f` on labelled source images.
+#
+# | method | adversary | what the adversary does | what `ψ` does |
+# |---|---|---|---|
+# | DAN (`methods.dan`) | none | — | minimises the multi-kernel MMD between pooled source and target features |
+# | DANN (`methods.dann`) | `D` on pooled `ψ` | tells source from target | fools `D` (gradient reversal) |
+# | MCD (`methods.mcd`) | `f` and `f′` | maximise the L1 distance between their heatmaps on the target | minimises it |
+# | DD (`methods.dd`) | `f′` | **maximises** `L_T`, its KL to `f`'s prediction | minimises `L_T` |
+# | RegDA (`methods.regda`) | `f′` | **minimises** `L_F`: points at the ground-false places | minimises `L_T` |
+#
+# Notebook 03 showed why the last two rows differ: maximising a KL between
+# heatmaps mostly spreads `f′`'s distribution (its variance), while RegDA's
+# minimisation moves its mass (its mean) onto the keypoints `f` confuses.
+
+# %% [md]
+# ## 2 · Table 1, measured
+#
+# Target PCK@0.05 and @0.1 (%, all keypoints), mean ± std over three seeds,
+# from `benchmarks/results/table1_synthetic.json` (the command that produced
+# it is printed first). The paper's column is RHD → H3D with ResNet-101: a
+# different, real task with a 40× larger network, so compare orderings, not
+# values.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(table1["provenance"]["command"], "| preset", table1["preset_name"], "| seeds", table1["seeds"])
+for task in TASKS:
+    pck = table1["tasks"][task]["pck"]
+    print(f"\n{task:<14}{'PCK@0.05':>16}{'PCK@0.1':>16}{'paper @0.05':>13}")
+    for row in table1["rows"]:
+        if row not in pck:
+            print(f"{comparison.LABELS[row]:<14}{'not run':>16}")
+            continue
+        a, b = pck[row]["pck@0.05/all"], pck[row]["pck@0.1/all"]
+        print(f"{comparison.LABELS[row]:<14}{a['mean']:10.1f} ± {a['std']:3.1f}{b['mean']:10.1f} ± {b['std']:3.1f}"
+              f"{comparison.PAPER[row]:13.1f}")
+
+# %% [md]
+# ## 3 · One scale: the gap closed
+#
+# `(X − source only) / (oracle − source only)`: 0 is no better than not
+# adapting, 1 is as good as training on labelled target images, below 0 is
+# harm. Each seed is measured against its own source-only model and oracle
+# (dots); bars are the mean with its standard deviation; diamonds are the
+# paper's RHD → H3D values on the same scale.
+
+# %%
+methods = [m for m in ("dan", "dann", "mcd", "dd", "regda") if all(m in t["pck"] for t in table1["tasks"].values())]
+comparison.plot_gap_closed(table1, methods)
+plt.title("Table 1: fraction of the source-only → oracle gap closed");
+
+# %% [md]
+# ## 4 · Does the paper's ordering hold?
+#
+# Two checks from the committed numbers: how many *pairs* of methods are
+# ordered as in the paper (mean PCK@0.05, source only and oracle included),
+# and, per baseline, in how many seeds RegDA beats it.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for task in TASKS:
+    pck = table1["tasks"][task]["pck"]
+    means = {row: pck[row]["pck@0.05/all"]["mean"] for row in pck}
+    agree, pairs = comparison.pairwise_agreement(means)
+    order = " > ".join(comparison.LABELS[r] for r in sorted(means, key=means.get, reverse=True))
+    print(f"{task}: {order}")
+    print(f"  pairs ordered as in the paper: {agree} of {pairs}")
+    regda_seeds = pck["regda"]["pck@0.05/all"]["per_seed"]
+    for row in (r for r in ("source_only", "dan", "dann", "mcd", "dd") if r in pck):
+        other = pck[row]["pck@0.05/all"]["per_seed"]
+        wins = sum(r > o for r, o in zip(regda_seeds, other))
+        print(f"  RegDA above {comparison.LABELS[row]:<12} in {wins} of {len(other)} seeds")
+
+# %% [md]
+# ## 5 · Table 2: which minimisation matters
+#
+# Three ways to play the game with `f′`, all with RegDA's schedule:
+# DD's (`f′` maximises `L_T`), the reversed roles (`f′` minimises `L_F`, `ψ`
+# *maximises* `L_F`: push the features away from the ground-false places), and
+# RegDA's (`f′` minimises `L_F`, `ψ` minimises `L_T`). The paper: 65.2, 66.5,
+# 72.5.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for task in TASKS:
+    pck = table2["tasks"][task]["pck"]
+    print(task)
+    for row in table2["rows"]:
+        a = pck[row]["pck@0.05/all"]
+        print(f"  {comparison.LABELS[row]:<24}{a['mean']:6.1f} ± {a['std']:3.1f}   per seed {a['per_seed']}"
+              f"   paper {comparison.PAPER[row]}")
+
+# %%
+fig, axes = plt.subplots(1, len(TASKS), figsize=(11, 3.5), sharey=True)
+for ax, task in zip(axes, TASKS):
+    pck = table2["tasks"][task]["pck"]
+    rows = table2["rows"]
+    means = [pck[r]["pck@0.05/all"]["mean"] for r in rows]
+    stds = [pck[r]["pck@0.05/all"]["std"] for r in rows]
+    ax.bar(range(len(rows)), means, yerr=stds, capsize=4, color=["tab:gray", "tab:olive", "tab:green"])
+    for i, r in enumerate(rows):
+        ax.plot([i] * len(pck[r]["pck@0.05/all"]["per_seed"]), pck[r]["pck@0.05/all"]["per_seed"], "k.")
+    source = table1["tasks"][task]["pck"]["source_only"]["pck@0.05/all"]["mean"]
+    ax.axhline(source, ls="--", c="grey", lw=1, label="source only")
+    ax.set_xticks(range(len(rows)), ["f′ max L_T\nψ min L_T (DD)", "f′ min L_F\nψ max L_F", "f′ min L_F\nψ min L_T (RegDA)"])
+    ax.set_title(task)
+    ax.legend(fontsize=8)
+axes[0].set_ylabel("target PCK@0.05 (%)")
+fig.tight_layout()
+
+# %% [md]
+# ## 6 · Choosing a checkpoint without target labels
+#
+# A real user has no target labels, so "the last iteration" or a
+# **label-free validator** must choose the model. Each run kept a snapshot
+# every 50 iterations; `regdakit.selection` scores each with
+#
+# * `source_pck`: PCK on the labelled *source* validation set;
+# * `neg_entropy`: how peaked `f`'s heatmaps are on unlabelled target images;
+# * `head_agreement`: how often `f` and `f′` decode to the same place on
+#   unlabelled target images (methods with `f′` only).
+#
+# The last column picks with the target test labels: it is **not a valid
+# unsupervised protocol**, only the ceiling of what any selection could gain.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for task in TASKS:
+    selection = table1["tasks"][task]["selection"]
+    rules = list(next(iter(selection.values())))
+    print(task, "| target PCK@0.05 of the picked snapshot, mean over seeds")
+    print(f"  {'':<14}" + "".join(f"{r.split(' (')[0]:>16}" for r in rules))
+    for method, picks in selection.items():
+        cells = "".join(f"{picks[r]['mean']:16.1f}" if r in picks else f"{'n/a':>16}" for r in rules)
+        print(f"  {comparison.LABELS[method]:<14}{cells}")
+
+# %%
+fig, axes = plt.subplots(1, len(TASKS), figsize=(13, 4.6))
+for ax, task in zip(axes, TASKS):
+    comparison.plot_selection(table1, task, ax=ax)
+fig.tight_layout()
+
+# %% [md]
+# ## 7 · A small live re-run
+#
+# The committed tables took about an hour and a half on two CPU cores. Here
+# each method adapts the shipped source-only hand model for a few iterations
+# (30 at full size; a handful under `make test`, which moves nothing): enough
+# to see every method run through the same trainer, not enough to rank them —
+# one short run of one seed is exactly what the tables above average away.
+
+# %%
+OUT = Path(tempfile.mkdtemp(prefix="regdakit-05-"))
+checkpoint, _ = pretrained.source_only_files("hands")
+ITERATIONS = runtime.pick(30, 4)
+live = {}
+for method in ["dan", "dann", "mcd", "dd", "regda"]:
+    cfg = T.make_config(
+        pretrained.PRESET, task="hands", method=method, out=str(OUT), init_checkpoint=str(checkpoint),
+        adapt_iterations=ITERATIONS, eval_every=ITERATIONS, checkpoint_every=ITERATIONS,
+        eval_size=runtime.pick(256, 32), device="cpu",
+    )
+    live[method] = T.train(cfg, progress=False)["metrics"]["target_test"]["pck@0.05/all"]
+model, _, _ = T.load_checkpoint(checkpoint, "cpu")
+eval_sets = T.make_eval_sets(cfg)  # the same target test images as the runs above
+source_only = T.evaluate(model, eval_sets["target_test"], SKELETONS["hands"])["pck@0.05/all"]
+print(f"source only  {100 * source_only:5.1f} %")
+for method, value in live.items():
+    print(f"{comparison.LABELS[method]:<12} {100 * value:5.1f} %  after {ITERATIONS} iterations")
+
+# %% [md]
+# ## 8 · What the ordering does and does not show
+#
+# **What holds.** RegDA beats source only, MCD and DD on both tasks, and the
+# ablation keeps the paper's verdict: with `f′` pulled to the ground-false
+# places (min `L_F`), letting `ψ` minimise `L_T` is better than making it
+# maximise `L_F`, and both beat DD's maximisation of `L_T` on hands, where DD
+# fails outright. On bodies DD and the reversed variant are within a standard
+# deviation of each other, so their order there is not measured.
+#
+# **What does not.** The paper finds DAN and DANN *below* source only on
+# RHD → H3D. Here DAN (MMD on pooled features) is far above it and level with
+# RegDA — best of all on bodies by half a point, less than one standard
+# deviation — while DANN and DD (on hands) collapse far below it. Their
+# collapse is not a subtle loss of target accuracy: the features break, and
+# even the *source* validation PCK of the last snapshot falls to a few
+# percent, where every other method keeps 17–35 %. Adversarial games against
+# an unbounded objective (DD's maximised KL) or at full strength after 200
+# iterations (DANN's reversal weight reaches ~1) are fragile at this budget;
+# RegDA's warm-started, bounded minimisations are not.
+#
+# **What these numbers cannot show.** A tiny network trained from scratch for
+# minutes, 200 adaptation iterations, one synthetic shift per task, three
+# seeds: several pairs overlap within their standard deviations. Every
+# baseline runs at RegDA's optimiser and rates with trade-off 1; none was
+# tuned (the paper does not give its baselines' settings), and DAN's and
+# DANN's use of *pooled* features is this library's adaptation, not the
+# paper's. So read the tables as "which objectives survive the same budget",
+# not as the paper's Table 1 at small scale.
+#
+# **Selection.** Source-validation PCK never picked a better snapshot than
+# the last one; the target entropy did in most runs (on bodies it found the
+# oracle's pick for DD, MCD and DAN), but not always. The RegDA rows come from
+# the trainer's benchmark, which kept no intermediate snapshots, so RegDA has
+# no selection row here.
+#
+# The cell below checks every claim of this section on the committed numbers:
+# if a re-run changes them, it fails instead of leaving the prose wrong.
+
+# %%
+def mean_pck(table, task, row):
+    return table["tasks"][task]["pck"][row]["pck@0.05/all"]["mean"]
+
+
+def std_pck(table, task, row):
+    return table["tasks"][task]["pck"][row]["pck@0.05/all"]["std"]
+
+
+for task in TASKS:
+    for row in ("source_only", "mcd", "dd"):
+        assert mean_pck(table1, task, "regda") > mean_pck(table1, task, row), (task, row)
+    assert mean_pck(table2, task, "regda") == max(mean_pck(table2, task, r) for r in table2["rows"]), task
+    assert mean_pck(table1, task, "dan") > mean_pck(table1, task, "source_only"), task
+    assert mean_pck(table1, task, "dann") < mean_pck(table1, task, "source_only"), task
+assert mean_pck(table2, "hands", "false_max") > mean_pck(table2, "hands", "dd")
+gap = abs(mean_pck(table2, "bodies", "false_max") - mean_pck(table2, "bodies", "dd"))
+assert gap < max(std_pck(table2, "bodies", "false_max"), std_pck(table2, "bodies", "dd"))
+dan_vs_regda = mean_pck(table1, "bodies", "dan") - mean_pck(table1, "bodies", "regda")
+assert 0 < dan_vs_regda < min(std_pck(table1, "bodies", "dan"), std_pck(table1, "bodies", "regda"))
+assert mean_pck(table1, "hands", "dd") < mean_pck(table1, "hands", "source_only")
+
+scores = {task: table1["tasks"][task]["validator_scores_at_last"] for task in TASKS}
+broken = [scores["hands"]["dd"], scores["hands"]["dann"], scores["bodies"]["dann"]]
+assert all(max(s["source_pck"]) < 0.10 for s in broken)
+kept = [scores[t][m] for t in TASKS for m in ("dan", "mcd")] + [scores["bodies"]["dd"]]
+assert all(min(s["source_pck"]) > 0.17 and max(s["source_pck"]) < 0.35 for s in kept)
+for method in ("dd", "mcd", "dan"):  # on bodies the entropy found the oracle's pick
+    picks = table1["tasks"]["bodies"]["selection"][method]
+    assert picks["neg_entropy"]["per_seed"] == picks["oracle_selected (uses target labels, not valid UDA)"]["per_seed"]
+
+better = {"source_pck": 0, "neg_entropy": 0}
+for task in TASKS:
+    for method, picks in table1["tasks"][task]["selection"].items():
+        for rule in better:
+            better[rule] += picks[rule]["mean"] > picks["last"]["mean"]
+runs = sum(len(table1["tasks"][t]["selection"]) for t in TASKS)
+assert better["source_pck"] == 0 and runs / 2 < better["neg_entropy"] < runs
+print(f"source PCK of the last snapshot, DD hands / DANN hands / DANN bodies: "
+      f"{[round(100 * max(s['source_pck']), 1) for s in broken]} % at most")
+print(f"a validator's pick beat the last snapshot (mean over seeds): source_pck in {better['source_pck']} "
+      f"of {runs} method-task pairs, neg_entropy in {better['neg_entropy']} of {runs}")
