@@ -27,6 +27,7 @@ import torch
 
 from regdakit.methods import regda
 from regdakit.methods.erm import source_loss
+from regdakit.methods.recipe import minimise
 from regdakit.methods.regda import Config, _check_unlabelled, make_schedulers
 from regdakit.models import PoseResNet
 
@@ -65,11 +66,7 @@ def step(
     _check_unlabelled(batch_t)
     y_s = model.head(model.features(batch_s["image"]))  # (B, K, H, W)
     loss = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers.values():
-        opt.step()
+    minimise(loss, optimizers.values())
     with torch.no_grad():  # BatchNorm running statistics of psi and f see the target batch
         model.head(model.features(batch_t["image"]))
     return {"A_source": loss.item()}

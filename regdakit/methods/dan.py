@@ -42,7 +42,7 @@ import torch
 from regdakit._validation import check_tensor
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.recipe import SGDRecipe, minimise
 from regdakit.methods.regda import _check_unlabelled
 from regdakit.models import PoseResNet
 
@@ -180,10 +180,6 @@ def step(
     pooled = pooled_features(psi)
     mmd = mk_mmd(pooled[:m], pooled[m:], cfg.kernel_scales)
     loss = loss_src + cfg.trade_off * mmd
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers.values():
-        opt.step()
+    minimise(loss, optimizers.values())
     values = torch.stack([loss_src.detach(), mmd.detach()]).tolist()
     return dict(zip(("source", "mmd"), values, strict=True))

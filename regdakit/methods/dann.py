@@ -46,7 +46,7 @@ from regdakit._validation import check_positive
 from regdakit.methods import recipe
 from regdakit.methods.dan import pooled_features
 from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.recipe import SGDRecipe, minimise
 from regdakit.methods.regda import _check_unlabelled
 from regdakit.models import PoseResNet
 
@@ -205,11 +205,7 @@ def step(
     is_source = torch.cat([logits.new_ones(m), logits.new_zeros(n)])
     loss_domain = nn.functional.binary_cross_entropy_with_logits(logits, is_source)
     loss = loss_src + cfg.trade_off * loss_domain
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers.values():
-        opt.step()
+    minimise(loss, optimizers.values())
     accuracy = ((logits.detach() > 0).float() == is_source).float().mean()
     values = torch.stack([loss_src.detach(), loss_domain.detach(), accuracy]).tolist()
     return dict(zip(("source", "domain", "domain_accuracy"), values, strict=True))

@@ -46,7 +46,7 @@ import torch
 from regdakit._validation import check_tensor
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.recipe import SGDRecipe, minimise
 from regdakit.methods.regda import _check_unlabelled, _minimise, _params
 from regdakit.models import PoseResNet
 
@@ -143,11 +143,7 @@ def step_a(
         The detached loss.
     """
     loss = _both_heads_source(model, model.features(batch_s["image"]), batch_s, cfg)
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers.values():
-        opt.step()
+    minimise(loss, optimizers.values())
     return loss.detach()
 
 
@@ -175,11 +171,7 @@ def step_b(
     loss_src = _both_heads_source(model, psi_s, batch_s, cfg)
     disc = heatmap_discrepancy(model.head(psi_t.detach()), model.head_adv(psi_t.detach()))
     heads = [optimizers["head"], optimizers["head_adv"]]
-    for opt in heads:
-        opt.zero_grad(set_to_none=True)
-    (loss_src - cfg.trade_off * disc).backward()
-    for opt in heads:
-        opt.step()
+    minimise(loss_src - cfg.trade_off * disc, heads)
     return loss_src.detach(), disc.detach()
 
 

@@ -57,7 +57,7 @@ from regdakit.disparity import pseudo_labels
 from regdakit.losses import kl_heatmap_loss
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe
+from regdakit.methods.recipe import SGDRecipe, minimise
 from regdakit.models import PoseResNet
 
 __all__ = [
@@ -213,10 +213,8 @@ def _check_unlabelled(batch_t: Mapping[str, Any]) -> None:
 
 
 def _minimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, inputs: list[torch.Tensor] | None = None) -> None:
-    """``zero_grad`` -> ``backward`` -> ``step`` of one optimiser."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward(inputs=inputs)
-    optimizer.step()
+    """One optimiser's update (:func:`regdakit.methods.recipe.minimise` of a single player)."""
+    minimise(loss, [optimizer], inputs)
 
 
 def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -251,11 +249,7 @@ def step_a(
     truth, _ = pseudo_labels(y_s, cfg.sigma)
     loss_truth = kl_heatmap_loss(y_s_adv, truth, batch_s["weight"])
     loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
-    for opt in optimizers.values():
-        opt.zero_grad(set_to_none=True)
-    loss.backward()
-    for opt in optimizers.values():
-        opt.step()
+    minimise(loss, optimizers.values())
     return {"A_source": loss_src.detach(), "A_truth": loss_truth.detach()}
 
 
