@@ -239,11 +239,12 @@ for method, value in live.items():
 # paper's. So read the tables as "which objectives survive the same budget",
 # not as the paper's Table 1 at small scale.
 #
-# **Selection.** Source-validation PCK never picked a better snapshot than
-# the last one; the target entropy did in most runs (on bodies it found the
-# oracle's pick for DD, MCD and DAN), but not always. The RegDA rows come from
-# the trainer's benchmark, which kept no intermediate snapshots, so RegDA has
-# no selection row here.
+# **Selection.** Source-validation PCK picked a better snapshot than the
+# last one only for RegDA on hands; the target entropy did in most runs (on bodies it found the
+# oracle's pick for DD, MCD and DAN), but not always. RegDA was re-run with
+# snapshots for hands only (reproducing the trainer benchmark's runs exactly);
+# its bodies rows come from that benchmark, which kept no intermediate
+# snapshots, so RegDA has a selection row for hands only.
 #
 # The cell below checks every claim of this section on the committed numbers:
 # if a re-run changes them, it fails instead of leaving the prose wrong.
@@ -279,14 +280,16 @@ for method in ("dd", "mcd", "dan"):  # on bodies the entropy found the oracle's 
     picks = table1["tasks"]["bodies"]["selection"][method]
     assert picks["neg_entropy"]["per_seed"] == picks["oracle_selected (uses target labels, not valid UDA)"]["per_seed"]
 
-better = {"source_pck": 0, "neg_entropy": 0}
+better = {"source_pck": [], "neg_entropy": []}
 for task in TASKS:
     for method, picks in table1["tasks"][task]["selection"].items():
         for rule in better:
-            better[rule] += picks[rule]["mean"] > picks["last"]["mean"]
+            if picks[rule]["mean"] > picks["last"]["mean"]:
+                better[rule].append((task, method))
 runs = sum(len(table1["tasks"][t]["selection"]) for t in TASKS)
-assert better["source_pck"] == 0 and runs / 2 < better["neg_entropy"] < runs
+assert better["source_pck"] == [("hands", "regda")] and runs / 2 < len(better["neg_entropy"]) < runs
+assert "regda" in table1["tasks"]["hands"]["selection"] and "regda" not in table1["tasks"]["bodies"]["selection"]
 print(f"source PCK of the last snapshot, DD hands / DANN hands / DANN bodies: "
       f"{[round(100 * max(s['source_pck']), 1) for s in broken]} % at most")
-print(f"a validator's pick beat the last snapshot (mean over seeds): source_pck in {better['source_pck']} "
-      f"of {runs} method-task pairs, neg_entropy in {better['neg_entropy']} of {runs}")
+print(f"a validator's pick beat the last snapshot (mean over seeds): source_pck in {len(better['source_pck'])} "
+      f"of {runs} method-task pairs, neg_entropy in {len(better['neg_entropy'])} of {runs}")
