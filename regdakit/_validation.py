@@ -79,6 +79,28 @@ def check_tensor(
     return x
 
 
+def check_nonempty(name: str, x: torch.Tensor, legend: str, needs: str) -> torch.Tensor:
+    """Reject a zero size in the dimensions ``legend`` names (e.g. ``"BKHW"``; ``"HW"`` checks the last two).
+
+    An empty batch has no mean and an empty map no maximum: without this the
+    caller would fail with a raw reshape or index error, or return NaN.
+
+    Args:
+        name: Argument name used in the message.
+        x: A tensor already checked by :func:`check_tensor`.
+        legend: One letter per checked dimension, aligned to the end of ``x.shape``.
+        needs: Why the sizes must be positive, appended to the message.
+
+    Raises:
+        ValueError: Naming the empty dimensions and the shape, e.g.
+            ``pred has shape (0, 3, 8, 8): B = 0; ...``.
+    """
+    empty = [f"{letter} = 0" for letter, size in zip(legend, x.shape[x.ndim - len(legend) :], strict=True) if size == 0]
+    if empty:
+        raise ValueError(f"{name} has shape {_shape(x)}: {', '.join(empty)}; {needs}")
+    return x
+
+
 def all_finite(x: torch.Tensor) -> bool:
     """Whether every value is finite; one reduction plus one scalar read.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from regdakit._validation import check_positive, check_tensor
+from regdakit._validation import check_nonempty, check_positive, check_tensor
 from regdakit.heatmaps import _gaussians
 from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
 
@@ -73,8 +73,12 @@ def pseudo_labels(logits: torch.Tensor, sigma: float = 2.0) -> tuple[torch.Tenso
 
     Returns:
         ``(ground_truth, ground_false)``, each ``(B, K, H, W)`` in [0, 1].
+
+    Raises:
+        ValueError: Not ``(B, K, H, W)``, a size is 0 (no batch, or no cell to take the argmax of), NaN/Inf.
     """
     check_tensor("logits", logits, ("B", "K", "H", "W"))
+    check_nonempty("logits", logits, "BKHW", "pseudo-labels need a batch of maps with at least one cell each")
     sigma = check_positive("sigma", sigma)
     b, k, height, width = logits.shape
     index = logits.detach().reshape(b, k, -1).argmax(dim=-1)  # (B, K)

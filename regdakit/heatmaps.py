@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from regdakit import _validation
-from regdakit._validation import as_size, as_visibility, check_positive, check_tensor
+from regdakit._validation import as_size, as_visibility, check_nonempty, check_positive, check_tensor
 
 __all__ = ["gaussian_heatmaps", "encode", "decode", "CUTOFF"]
 
@@ -122,9 +122,13 @@ def decode(heatmaps: torch.Tensor, subpixel: bool = True) -> tuple[torch.Tensor,
 
     Returns:
         ``(positions (B, K, 2) as (x, y) in heatmap cells, scores (B, K))``;
-        the score is the value at the integer maximum.
+        the score is the value at the integer maximum (empty for ``B = 0`` or ``K = 0``).
+
+    Raises:
+        ValueError: Not ``(B, K, H, W)``, ``H = 0`` or ``W = 0`` (no cell to take the maximum of), NaN/Inf.
     """
     check_tensor("heatmaps", heatmaps, ("B", "K", "H", "W"))
+    check_nonempty("heatmaps", heatmaps, "HW", "a map needs at least one cell to take its maximum")
     b, k, height, width = heatmaps.shape
     flat = heatmaps.reshape(b, k, height * width)  # (B, K, H*W)
     scores, index = flat.max(dim=-1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from regdakit._validation import check_same_leading, check_tensor
+from regdakit._validation import check_nonempty, check_same_leading, check_tensor
 
 __all__ = ["mse_heatmap_loss", "kl_heatmap_loss", "kl_per_keypoint", "normalize_heatmaps"]
 
@@ -37,6 +37,7 @@ def _check_pair(pred_name: str, pred: torch.Tensor, target: torch.Tensor) -> Non
     check_tensor("target", target, ("B", "K", "H", "W"))
     if pred.shape != target.shape:
         raise ValueError(f"{pred_name} {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
+    check_nonempty(pred_name, pred, "BKHW", "a heatmap loss averages over B·K maps of H·W cells and needs one of each")
 
 
 def mse_heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -52,6 +53,9 @@ def mse_heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Ten
 
     Returns:
         Scalar tensor.
+
+    Raises:
+        ValueError: Shapes differ, a size is 0 (an empty batch has no mean), or NaN/Inf values.
     """
     _check_pair("pred", pred, target)
     w = _check_weight(weight, pred)
@@ -93,6 +97,9 @@ def kl_per_keypoint(logits: torch.Tensor, target: torch.Tensor, epsilon: float =
 
     Returns:
         ``(B, K)`` KL divergences (nats), >= 0.
+
+    Raises:
+        ValueError: Shapes differ, a size is 0 (an empty batch or map), or NaN/Inf values.
     """
     _check_pair("logits", logits, target)
     b, k = logits.shape[:2]

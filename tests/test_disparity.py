@@ -98,3 +98,14 @@ def test_bad_input():
         pseudo_labels(torch.zeros(1, 2, 8, 8), sigma=0.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(B, K, H, W\), got \(2, 8, 8\)"):
         pseudo_labels(torch.zeros(2, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "shape, empty", [((0, 2, 8, 8), "B = 0"), ((1, 0, 8, 8), "K = 0"), ((1, 2, 0, 0), "H = 0, W = 0")]
+)
+def test_an_empty_batch_or_map_is_a_clear_error(shape, empty):
+    x = torch.zeros(shape)
+    for call in (pseudo_labels, ground_truth_loss, ground_false_loss):
+        args = (x,) if call is pseudo_labels else (x, x)
+        with pytest.raises(ValueError, match=rf"logits has shape .*: {empty}; pseudo-labels need"):
+            call(*args)

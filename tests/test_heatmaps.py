@@ -140,3 +140,10 @@ def test_bad_input_type_errors():
         decode(torch.zeros(1, 1, 4, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="sigma must be a number"):
         encode(torch.zeros(1, 1, 2), torch.ones(1, 1), 8, sigma="2")
+
+
+def test_decode_rejects_maps_without_cells_and_accepts_an_empty_batch():
+    with pytest.raises(ValueError, match=r"heatmaps has shape \(2, 3, 0, 0\): H = 0, W = 0; a map needs"):
+        decode(torch.zeros(2, 3, 0, 0))
+    positions, scores = decode(torch.zeros(0, 3, 4, 4))  # no samples: no positions, no error
+    assert positions.shape == (0, 3, 2) and scores.shape == (0, 3)

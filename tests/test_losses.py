@@ -103,3 +103,16 @@ def test_kl_bf16_logits_computed_in_fp32():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("loss", [mse_heatmap_loss, kl_heatmap_loss, kl_per_keypoint])
+@pytest.mark.parametrize(
+    "shape, empty",
+    [((0, 3, 8, 8), "B = 0"), ((2, 0, 8, 8), "K = 0"), ((2, 3, 0, 0), "H = 0, W = 0"), ((2, 3, 4, 0), "W = 0")],
+)
+def test_an_empty_batch_or_map_is_a_clear_error_not_nan(loss, shape, empty):
+    # A mean over no entries would be NaN (MSE) and the KL's reshape would fail with a raw message.
+    x = torch.zeros(shape)
+    name = "pred" if loss is mse_heatmap_loss else "logits"
+    with pytest.raises(ValueError, match=rf"{name} has shape \({', '.join(map(str, shape))}\): {empty}; "):
+        loss(x, x)
