@@ -56,6 +56,8 @@ import datetime
 import hashlib
 import inspect
 import os
+import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -76,9 +78,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-#: Substrings of the errors that gloo and NCCL raise when a peer died, hung or timed out.
-_COLLECTIVE_MARKERS = ("gloo", "nccl", "timed out", "connection reset", "connection closed", "watchdog", "socket")
 
 
 # No buffer broadcast in every forward (running statistics are averaged by Context.average_batchnorm);
@@ -121,11 +120,14 @@ def shard_range(n: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 def is_collective_failure(err: BaseException) -> bool:
-    """Whether ``err`` comes from a failed collective (gloo / NCCL error, closed connection, timeout)."""
-    if isinstance(err, getattr(dist, "DistError", ())):
-        return True
-    text = str(err).lower()
-    return isinstance(err, RuntimeError) and any(marker in text for marker in _COLLECTIVE_MARKERS)
+    """Whether ``err`` is, by its type, an error of ``torch.distributed`` (a backend, network or store error).
+
+    The type alone does not catch everything: gloo reports a dead or hung peer
+    as a plain ``RuntimeError`` (from ``backward()`` when DDP's all-reduce
+    fails). :meth:`Context.collective_failed` adds what the process saw: a
+    collective of its own that failed.
+    """
+    return isinstance(err, dist.DistError)
 
 
 @dataclass
@@ -145,6 +147,9 @@ class Context:
     local_rank: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     timeout: float = 600.0
+    #: The first error of a collective of this process (its own or DDP's gradient all-reduce); ``None`` while
+    #: every collective succeeded. State, not message text, tells a failed peer from a bug of this rank.
+    collective_error: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -155,6 +160,36 @@ class Context:
     def distributed(self) -> bool:
         """More than one process."""
         return self.world_size > 1
+
+    # ------------------------------------------------------ failure state
+
+    def collective_failed(self, err: BaseException) -> bool:
+        """Whether ``err`` means that a collective failed: another rank crashed, hung or was killed.
+
+        True, with several processes, when ``err`` is a ``torch.distributed``
+        error by type (:func:`is_collective_failure`) or when a collective of
+        this process has failed since the group opened
+        (:attr:`collective_error`: DDP's gradient all-reduce is watched by a
+        communication hook, the context's own collectives by
+        :meth:`_collective`). An error of this rank's own code while every
+        collective succeeded is not a collective failure.
+        """
+        if not self.distributed:
+            return False
+        return is_collective_failure(err) or self.collective_error is not None
+
+    def _record(self, err: BaseException) -> None:
+        if self.collective_error is None:
+            self.collective_error = err
+
+    @contextlib.contextmanager
+    def _collective(self) -> Iterator[None]:
+        """Run one of the context's own collectives; an error in it is recorded (:attr:`collective_error`)."""
+        try:
+            yield
+        except Exception as err:
+            self._record(err)
+            raise
 
     # ------------------------------------------------------------ the model
 
@@ -191,9 +226,12 @@ class Context:
             if any(p.requires_grad for p in child.parameters()):
                 # no buffer sync per forward: running statistics are averaged explicitly (average_batchnorm);
                 # find_unused_parameters=False: every backward uses all or none of a player (module docstring).
-                view._modules[name] = DistributedDataParallel(
+                ddp = DistributedDataParallel(
                     child, device_ids=device_ids, find_unused_parameters=False, **_NO_BUFFER_SYNC
                 )
+                # The default averaging, through a hook that records a failed all-reduce (collective_failed).
+                ddp.register_comm_hook(self, _recording_allreduce)
+                view._modules[name] = ddp
         return view
 
     def average_batchnorm(self, model: nn.Module) -> None:
@@ -216,7 +254,8 @@ class Context:
         if not buffers:
             return
         flat = torch.cat([b.detach().flatten().to(torch.float64) for b in buffers])
-        dist.all_reduce(flat)
+        with self._collective():
+            dist.all_reduce(flat)
         flat /= self.world_size
         for b, value in zip(buffers, flat.split([b.numel() for b in buffers]), strict=True):
             b.copy_(value.view_as(b))
@@ -228,7 +267,8 @@ class Context:
         if not self.distributed:
             return dict(values)
         flat = torch.tensor(list(values.values()), dtype=torch.float64, device=self.device)
-        dist.all_reduce(flat)
+        with self._collective():
+            dist.all_reduce(flat)
         return dict(zip(values, (flat / self.world_size).tolist(), strict=True))
 
     def broadcast(self, obj: T) -> T:
@@ -236,7 +276,8 @@ class Context:
         if not self.distributed:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
+        with self._collective():
+            dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
 
     def gather(self, obj: T) -> list[T]:
@@ -244,7 +285,8 @@ class Context:
         if not self.distributed:
             return [obj]
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        with self._collective():
+            dist.all_gather_object(out, obj)
         return out
 
     def on_main(self, fn: Callable[..., T], *args: Any) -> T:
@@ -282,6 +324,26 @@ class Context:
             f"{str(err).strip().splitlines()[0][:300]}). Another rank crashed, hung or was killed: its own log "
             f"has the cause. Collectives give up after {self.timeout:g} s (dist_timeout)."
         )
+
+
+# No annotations: DDP checks a hook's annotations against the real classes, and this module's are strings.
+def _recording_allreduce(ctx, bucket):
+    """DDP's averaging of one gradient bucket (sum over the ranks / world size); a failure is recorded in ``ctx``.
+
+    The communication hook of :meth:`Context.wrap`: the same arithmetic as
+    DDP's default, plus the state that :meth:`Context.collective_failed` reads.
+    """
+    buffer = bucket.buffer()
+    buffer.div_(ctx.world_size)
+
+    def done(fut):
+        try:
+            return fut.value()[0]
+        except Exception as err:
+            ctx._record(err)
+            raise
+
+    return dist.all_reduce(buffer, async_op=True).get_future().then(done)
 
 
 def _device(name: str, local_rank: int, world_size: int) -> torch.device:
@@ -343,4 +405,26 @@ def session(device: str = "auto", timeout: float = 600.0) -> Iterator[Context]:
     try:
         yield ctx
     finally:
+        _close_group(wait=30.0 if ctx.collective_error is not None else None)
+
+
+def _close_group(wait: float | None) -> None:
+    """Destroy the default process group; after a failed collective give up waiting after ``wait`` seconds.
+
+    With a dead or hung peer, tearing gloo down can block on the failed
+    pair's sockets; the error that the caller is about to raise (which names
+    the failed rank) matters more than a tidy teardown, so the process group
+    is then destroyed in a daemon thread and abandoned if it does not finish.
+    """
+    if wait is None:
         dist.destroy_process_group()
+        return
+    closer = threading.Thread(target=dist.destroy_process_group, name="regdakit-close-group", daemon=True)
+    closer.start()
+    closer.join(wait)
+    if closer.is_alive():
+        warnings.warn(
+            f"the process group did not close within {wait:g} s after a failed collective; abandoned",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -877,7 +877,7 @@ def _run_phase(
                     bar.close()
                     return None
     except Exception as err:
-        if ctx.distributed and distributed.is_collective_failure(err):
+        if ctx.collective_failed(err):
             raise ctx.failure(err, f"in phase {phase.name!r} at iteration {it}") from err
         raise
     bar.close()
@@ -998,7 +998,7 @@ def train(
         except DistributedError:
             raise
         except Exception as err:
-            if ctx.distributed and distributed.is_collective_failure(err):
+            if ctx.collective_failed(err):
                 raise ctx.failure(err, "outside the training loop") from err
             raise
 

@@ -8,7 +8,9 @@ are not, this module is.
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import os
+import signal
 import socket
 import time
 import traceback
@@ -28,6 +30,13 @@ def free_port() -> int:
 
 
 def _entry(rank: int, world: int, port: int, job: Callable[..., Any], args: tuple, out: str, init: bool) -> None:
+    # Everything this rank prints, and a traceback of every thread on a fatal signal or on SIGUSR1 (the launcher
+    # sends it before killing a rank that outlived its time), goes to its own log.
+    log = open(Path(out) / f"rank{rank}.log", "w", buffering=1)  # noqa: SIM115 - open for the process's life
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    faulthandler.enable(file=log, all_threads=True)
+    faulthandler.register(signal.SIGUSR1, file=log, all_threads=True)
     # torchrun's environment: the trainer's own session() reads it when `init` is False.
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
@@ -40,20 +49,33 @@ def _entry(rank: int, world: int, port: int, job: Callable[..., Any], args: tupl
         result["value"] = job(rank, *args)
     except BaseException as err:  # noqa: BLE001 - reported to the test
         result["error"] = (type(err).__name__, str(err), traceback.format_exc())
-    finally:
-        result["time"] = time.monotonic()
-        torch.save(result, Path(out) / f"rank{rank}.pt")
-        if init and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    # The result is on disk before any teardown, which can block when a peer died.
+    result["time"] = time.monotonic()
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+    if init and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def launch(
-    job: Callable[..., Any], args: tuple, out: Path, world: int = 2, init: bool = True, wait: float = 240.0
+    job: Callable[..., Any],
+    args: tuple,
+    out: Path,
+    world: int = 2,
+    init: bool = True,
+    wait: float = 240.0,
+    grace: float = 30.0,
 ) -> list[dict[str, Any]]:
-    """Run ``job(rank, *args)`` in ``world`` spawned processes; each rank's ``{"value" | "error", "time"}``.
+    """Run ``job(rank, *args)`` in ``world`` forked processes; each rank's result.
+
+    A result is ``{"value" | "error", "time", "exitcode", "log"}``: the job's
+    return value or its exception ``(type name, message, traceback)``, the
+    process's exit code and the tail of its output (``rank<r>.log`` in
+    ``out``, with faulthandler's tracebacks). A rank that wrote no result has
+    ``"error": ("no result", <how it ended>, <log tail>)``.
 
     ``init``: open a gloo group around the job (else the job's ``train()`` opens it from the environment).
-    A rank still alive after ``wait`` seconds, or 30 seconds after rank 0 finished, is killed.
+    A rank still alive after ``wait`` seconds, or ``grace`` seconds after rank 0 finished, gets SIGUSR1 (its
+    threads' tracebacks go to its log) and is then killed.
     """
     out.mkdir(parents=True, exist_ok=True)
     # fork: the ranks start with torch and regdakit already imported (seconds of CPU each); the parent ran no
@@ -66,15 +88,26 @@ def launch(
     deadline = time.monotonic() + wait
     procs[0].join(max(0.0, deadline - time.monotonic()))
     for p in procs[1:]:
-        p.join(min(30.0, max(0.0, deadline - time.monotonic())))
-    for p in procs:
+        p.join(min(grace, max(0.0, deadline - time.monotonic())))
+    killed = set()
+    for r, p in enumerate(procs):
         if p.is_alive():
+            os.kill(p.pid, signal.SIGUSR1)
+            time.sleep(1.0)
             p.kill()
             p.join()
+            killed.add(r)
     results = []
-    for r in range(world):
-        path = out / f"rank{r}.pt"
-        results.append(torch.load(path, weights_only=False) if path.exists() else {"error": ("killed", "", "")})
+    for r, p in enumerate(procs):
+        path, log = out / f"rank{r}.pt", out / f"rank{r}.log"
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        if path.exists():
+            result = torch.load(path, weights_only=False)
+        else:
+            how = "killed after its time was up" if r in killed else f"exited with code {p.exitcode}"
+            result = {"error": ("no result", how, tail)}
+        result.update(exitcode=p.exitcode, log=tail)
+        results.append(result)
     return results
 
 
