@@ -151,7 +151,7 @@ def test_dann_gradients_are_the_reversed_domain_gradient_plus_the_source_gradien
     cfg = dann.Config(trade_off=0.7, reversal_iterations=10)
     it = 3
     lam = dann.reversal_lambda(it, cfg)
-    grads = {}
+    grads, scales = {}, {}
     for mode in ("step", "by_hand"):
         model = dann.prepare(_model(False), cfg)
         if mode == "step":
@@ -178,11 +178,18 @@ def test_dann_gradients_are_the_reversed_domain_gradient_plus_the_source_gradien
             gd = torch.zeros_like(params[name]) if gd is None else gd
             sign = 1.0 if name.startswith("domain_discriminator.") else -lam
             expected[name] = gs + sign * cfg.trade_off * gd
+            # float32 rounding is relative to the size of the terms of the player the parameter belongs to,
+            # not to this parameter's gradient: a Linear bias before a BatchNorm has a true gradient of 0, so
+            # both computations give only rounding noise there (~1e-7).
+            player = name.split(".")[0]
+            size = max(gs.abs().max().item(), (cfg.trade_off * gd).abs().max().item())
+            scales[player] = max(scales.get(player, 0.0), size)
         grads[mode] = expected
     assert set(grads["step"]) == set(grads["by_hand"])
     for name, g in grads["step"].items():
-        scale = grads["by_hand"][name].abs().max().item()
-        assert (g - grads["by_hand"][name]).abs().max().item() <= 1e-4 * scale + 1e-7, name
+        error = (g - grads["by_hand"][name]).abs().max().item()
+        scale = scales[name.split(".")[0]]
+        assert scale > 0 and error <= 1e-4 * scale, (name, error, scale)
 
 
 def test_dann_prepare_adds_a_discriminator_and_the_step_trains_it():
