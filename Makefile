@@ -13,13 +13,16 @@
 # Knobs (make VAR=value ...):
 #   PYTHON      interpreter that creates .venv (default python3)
 #   TORCH_SPEC  what pip installs for torch before the package, default
-#               torch==2.13.0 (CPU). A GPU user picks a build, e.g.
+#               torch==2.13.0. A GPU user picks a build, e.g.
 #                 make lab TORCH_SPEC="torch==2.5.1"
 #               or TORCH_SPEC=skip to keep whatever torch .venv already has.
 #               The choice is remembered in .venv/.torch-spec, so a later
 #               plain `make test` does not swap the torch build back.
-#   TORCH_INDEX_URL  pip --index-url for the torch install only, e.g. the
-#               PyTorch wheel index for your CUDA version (default: none)
+#   TORCH_INDEX_URL  pip --index-url for the torch install only. Default: on
+#               Linux without an NVIDIA GPU, PyTorch's CPU wheel index (PyPI's
+#               Linux torch is the CUDA build, several GB); elsewhere none, so
+#               pip's own index (the CUDA build on an NVIDIA machine, the CPU
+#               build on macOS). `make torch-plan` prints the choice.
 #   PYTEST_ARGS extra pytest arguments, e.g. PYTEST_ARGS="-x -k heatmaps"
 #   LAB_ARGS    extra jupyter lab arguments, e.g. LAB_ARGS=--no-browser
 
@@ -42,7 +45,17 @@ endif
 ifneq ($(strip $(TORCH_SPEC)),$(RECORDED_TORCH_SPEC))
 TORCH_SPEC_CHANGED := FORCE
 endif
-TORCH_INDEX_URL ?=
+# The torch build: PyPI's Linux wheels are CUDA builds (torch plus ~18 nvidia-* packages, several GB), so
+# on Linux without an NVIDIA GPU the torch install reads PyTorch's CPU wheel index instead. HAS_NVIDIA and
+# TORCH_INDEX_URL can be given on the command line to override the detection.
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+UNAME_S := $(shell uname -s)
+HAS_NVIDIA ?= $(shell { nvidia-smi -L || cat /proc/driver/nvidia/version; } >/dev/null 2>&1 && echo yes)
+ifeq ($(origin TORCH_INDEX_URL),undefined)
+ifeq ($(UNAME_S)-$(HAS_NVIDIA),Linux-)
+TORCH_INDEX_URL := $(CPU_TORCH_INDEX)
+endif
+endif
 
 NOTEBOOK_DIR := notebooks
 # What tests/test_browser.py drives: Debian's packages, where it looks for them.
@@ -53,7 +66,7 @@ NBVAL_CELL_TIMEOUT ?= 600
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help lab test notebooks lint clean browser FORCE
+.PHONY: help lab test notebooks lint clean browser torch-plan FORCE
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -67,9 +80,15 @@ $(BIN)/python:
 # this Makefile or TORCH_SPEC changed. torch goes first so that the package's
 # unpinned "torch>=..." is already satisfied (and no multi-GB CUDA build is
 # pulled in by accident).
+# An index that cannot be reached (a machine whose only network is a local mirror, like CI here) is left
+# out with a one-line notice rather than retried for minutes: pip then installs from its configured indexes.
 $(STAMP): pyproject.toml Makefile $(TORCH_SPEC_CHANGED) | $(BIN)/python
 ifneq ($(TORCH_SPEC),skip)
-	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url '$(TORCH_INDEX_URL)') '$(TORCH_SPEC)'
+	@index='$(TORCH_INDEX_URL)'; \
+	if [ -n "$$index" ] && ! $(BIN)/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" "$$index/" 2>/dev/null; then \
+		echo "make: $$index cannot be reached: torch comes from pip's configured indexes"; index=; fi; \
+	echo "$(BIN)/python -m pip install --quiet $${index:+--index-url $$index} '$(TORCH_SPEC)'"; \
+	$(BIN)/python -m pip install --quiet $${index:+--index-url "$$index"} '$(TORCH_SPEC)'
 endif
 	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
 	@echo '$(TORCH_SPEC)' > $(TORCH_SPEC_FILE)
@@ -95,6 +114,12 @@ browser:
 		|| echo "make browser: apt-get could not install $(BROWSER_PACKAGES): tests/test_browser.py will skip"
 
 # --- targets --------------------------------------------------------------
+
+# What the set-up would install for torch on this machine, as KEY=value lines (tests/test_install.py reads it).
+torch-plan:
+	@echo "HAS_NVIDIA=$(HAS_NVIDIA)"
+	@echo "TORCH_SPEC=$(TORCH_SPEC)"
+	@echo "TORCH_INDEX_URL=$(TORCH_INDEX_URL)"
 
 # Jupyter refuses to run as root without --allow-root (containers, CI boxes).
 lab: $(STAMP)
