@@ -10,12 +10,18 @@ step spent making pseudo-labels.
 ``fp32``, and ``bf16-cl`` (bf16 autocast with channels_last model and
 inputs; the KL losses upcast to fp32 themselves). Each mode reports seconds,
 source images per second (every step consumes one source batch), and on a
-GPU the peak memory of each step. The GPU run of the trainer issue is::
+GPU the peak memory of each step: each method is measured with only its own
+model and optimiser state on the device (beside the shared base model and the
+two batches), so the three peaks compare. The GPU run of the trainer issue
+(stage 1 of ``benchmarks/gpu_check.sh``) is::
 
     python benchmarks/step_time.py --device cuda --backbone resnet101 --size 256 --batch 32 \
         --modes fp32 bf16-cl --name step_time_gpu
 
     python benchmarks/step_time.py [--repeats 8] [--backbone tiny] [--size 128] [--batch 32] [--device cpu]
+
+``--out-dir DIR`` writes ``DIR/<name>.json`` instead of ``benchmarks/results/<name>.json``
+(the CPU toy mode of ``gpu_check.sh`` and its test).
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
+import json
 import statistics
+from pathlib import Path
 
 import torch
-from _record import write
+from _record import provenance, write
 from _timing import time_calls
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -80,18 +89,23 @@ def measure(base, batch_s, batch_t, device: torch.device, mode: str, repeats: in
 
         return step
 
-    steps = {
-        "erm": runner(erm, erm.Config()),
-        "regda_fused": runner(regda, regda.Config(fused=True)),
-        "regda_plain": runner(regda, regda.Config(fused=False)),
+    recipes = {
+        "erm": (erm, erm.Config()),
+        "regda_fused": (regda, regda.Config(fused=True)),
+        "regda_plain": (regda, regda.Config(fused=False)),
     }
-    seconds, peak = {}, {}
-    for name, fn in steps.items():
+    seconds, peak, counted = {}, {}, {}
+    for name, (method, cfg) in recipes.items():
+        # One method's model and optimiser state at a time, so that its peak memory is its own.
+        gc.collect()
         if device.type == "cuda":
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
+        fn = runner(method, cfg)
         seconds[name] = median_time(fn, repeats, device)
         peak[name] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
-    counted = {name: flops(fn) for name, fn in steps.items()}
+        counted[name] = flops(fn)
+        del fn
     batch = images_s.shape[0]
     return {
         "seconds": {name: round(s, 4) for name, s in seconds.items()},
@@ -117,6 +131,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--modes", nargs="+", default=["fp32"], choices=sorted(MODES))
     parser.add_argument("--name", default="step_time_cpu")
+    parser.add_argument("--out-dir", type=Path, default=None, help="write <out-dir>/<name>.json instead")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -145,7 +160,13 @@ def main() -> None:
         "on a GPU fused_speedup_over_plain >= 1.5",
     }
     print({key: v for key, v in result.items() if key != "goals"})
-    print("wrote", write(args.name, result))
+    if args.out_dir is None:
+        path = write(args.name, result)
+    else:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        path = args.out_dir / f"{args.name}.json"
+        path.write_text(json.dumps({"provenance": provenance(), **result}, indent=2) + "\n")
+    print("wrote", path)
 
 
 if __name__ == "__main__":
