@@ -4,6 +4,8 @@
 #   make test       set up .venv and Chromium, then ONE pytest run: doctests in
 #                   regdakit/, unit tests in tests/, every notebook (nbval, fast
 #                   mode) and one notebook in JupyterLab in headless Chromium
+#   make sources    rebuild notebooks/*.ipynb from their percent-format sources
+#                   in notebooks/src/ (jupytext; unchanged cells keep outputs)
 #   make notebooks  re-execute every notebook in place at full size and strip
 #                   volatile metadata (what gets committed)
 #   make lint       ruff check and ruff format --check
@@ -66,10 +68,10 @@ NBVAL_CELL_TIMEOUT ?= 600
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
-.PHONY: help lab test notebooks lint clean browser torch-plan FORCE
+.PHONY: help lab test sources notebooks lint clean browser torch-plan FORCE
 
 help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
 
 # --- set-up ---------------------------------------------------------------
 
@@ -138,6 +140,9 @@ test: $(STAMP) browser
 		--nbval-sanitize-with .ci/nbval_sanitize.cfg \
 		--ignore-glob='*/.ipynb_checkpoints/*' \
 		$(PYTEST_ARGS)
+
+sources: $(STAMP)
+	$(BIN)/python tools/build_notebooks.py
 
 # Full size (REGDAKIT_FAST=0, overriding CI=true), outputs kept, volatile
 # metadata stripped by tools/strip_notebook.py.
