@@ -33,13 +33,14 @@ Shape legend: ``B`` batch, ``D`` feature dimensions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from regdakit._validation import check_tensor
+from regdakit._validation import check_positive, check_tensor
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
 from regdakit.methods.recipe import SGDRecipe, minimise
@@ -77,10 +78,9 @@ class Config(SGDRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.trade_off < 0:
-            raise ValueError(f"trade_off must be >= 0, got {self.trade_off}")
-        if not self.kernel_scales or any(not s > 0 for s in self.kernel_scales):
-            raise ValueError(f"kernel_scales must be positive numbers, got {self.kernel_scales}")
+        check_positive("trade_off", self.trade_off, allow_zero=True)
+        if not self.kernel_scales or any(not 0 < s < math.inf for s in self.kernel_scales):
+            raise ValueError(f"kernel_scales must be finite positive numbers, got {self.kernel_scales}")
         if self.source_loss not in ("kl", "mse"):
             raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
 

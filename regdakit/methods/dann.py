@@ -87,8 +87,7 @@ class Config(SGDRecipe):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("trade_off", "reversal_max"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_positive(name, getattr(self, name), allow_zero=True)
         for name in ("hidden", "reversal_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

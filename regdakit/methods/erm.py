@@ -37,7 +37,9 @@ from typing import Any
 
 import torch
 
+from regdakit._validation import check_positive
 from regdakit.losses import kl_heatmap_loss, mse_heatmap_loss
+from regdakit.methods.recipe import check_sgd_momentum
 from regdakit.models import PoseResNet, parameter_groups
 
 __all__ = ["ADAM_MSE", "Config", "make_optimizers", "make_schedulers", "source_loss", "step"]
@@ -77,8 +79,13 @@ class Config:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not self.lr > 0 or not self.backbone_lr_factor > 0:
-            raise ValueError(f"lr and backbone_lr_factor must be > 0, got {self.lr}, {self.backbone_lr_factor}")
+        for name in ("lr", "backbone_lr_factor"):
+            check_positive(name, getattr(self, name))
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if not 0 < check_positive("gamma", self.gamma) <= 1:
+            raise ValueError(f"gamma must be in (0, 1] (a decay factor), got {self.gamma}")
+        if self.optimizer == "sgd":
+            check_sgd_momentum(self.momentum, self.nesterov)
         if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):
             raise ValueError(f"milestones must be increasing iterations >= 1, got {self.milestones}")
 

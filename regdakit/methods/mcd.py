@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from regdakit._validation import check_tensor
+from regdakit._validation import check_positive, check_tensor
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
 from regdakit.methods.recipe import SGDRecipe, minimise
@@ -82,8 +82,7 @@ class Config(SGDRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.trade_off < 0:
-            raise ValueError(f"trade_off must be >= 0, got {self.trade_off}")
+        check_positive("trade_off", self.trade_off, allow_zero=True)
         if self.feature_steps < 1:
             raise ValueError(f"feature_steps must be >= 1, got {self.feature_steps}")
         if self.source_loss not in ("kl", "mse"):

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from regdakit._validation import check_positive
 from regdakit.models import PoseResNet, parameter_groups
 
-__all__ = ["PLAYERS", "SGDRecipe", "make_optimizers", "make_schedulers", "minimise", "sgd"]
+__all__ = ["PLAYERS", "SGDRecipe", "check_sgd_momentum", "make_optimizers", "make_schedulers", "minimise", "sgd"]
 
 #: The players a recipe can build optimisers for: ``psi`` (backbone + upsampling), ``f``, ``f'``, and any
 #: extra module a method attaches to the model (e.g. DANN's ``domain_discriminator``).
@@ -58,11 +59,22 @@ class SGDRecipe:
 
     def __post_init__(self) -> None:
         for name in ("lr", "head_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            check_positive(name, getattr(self, name))
         for name in ("momentum", "weight_decay", "lr_gamma", "lr_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_positive(name, getattr(self, name), allow_zero=True)
+        check_sgd_momentum(self.momentum, self.nesterov)
+
+
+def check_sgd_momentum(momentum: float, nesterov: bool) -> None:
+    """SGD's momentum must lie in [0, 1) (1 never forgets a gradient), and Nesterov needs one > 0.
+
+    Raises:
+        ValueError: Naming the setting (``torch.optim.SGD`` would only fail when the optimiser is built).
+    """
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov=True needs momentum > 0 (or set nesterov=False)")
 
 
 def sgd(params: Iterable[Any], lr: float, recipe: SGDRecipe) -> torch.optim.SGD:

@@ -53,6 +53,7 @@ from typing import Any
 
 import torch
 
+from regdakit._validation import check_positive
 from regdakit.disparity import pseudo_labels
 from regdakit.losses import kl_heatmap_loss
 from regdakit.methods import recipe
@@ -168,12 +169,10 @@ class Config(SGDRecipe):
         if self.source_loss not in ("kl", "mse"):
             raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
         for name in ("margin", "trade_off"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_positive(name, getattr(self, name), allow_zero=True)
         if self.warmup_iterations < 1:
             raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+        check_positive("sigma", self.sigma)
 
 
 def make_optimizers(
