@@ -6,7 +6,10 @@ entries. By default, for ``split="train"``::
     annotations/train.json (or annotations/person_keypoints_train.json)
     images/train/<file_name>  (or train/<file_name>, or images/<file_name>)
 
-``ann_file`` and ``image_dir`` override both. The file holds ``images``
+``ann_file`` and ``image_dir`` override both, for an export with a layout of its own, e.g.
+``annotations.json`` beside ``images/`` (``python -m regdakit data check ROOT --dataset coco
+--ann_file annotations.json --image_dir images``); relative paths are looked up under ``root``
+first, then in the working directory. The file holds ``images``
 (``id``, ``file_name``), ``annotations`` (``image_id``, ``category_id``,
 ``keypoints`` as ``[x1, y1, v1, x2, ...]``, ``bbox`` ``[x, y, w, h]``,
 ``iscrowd``) and ``categories`` (``keypoints`` names, ``skeleton`` edges
@@ -104,14 +107,21 @@ def skeleton_from_coco(
     )
 
 
+def _under(root: Path, path: str | Path) -> Path:
+    """``path`` as given when absolute; a relative one under ``root`` when it exists there, else as given."""
+    path = Path(path).expanduser()
+    return root / path if not path.is_absolute() and (root / path).exists() else path
+
+
 class COCOKeypoints(RealDataset):
     """A COCO-format keypoint dataset, one sample per annotated instance.
 
     Args:
         root: Dataset folder.
         split: Any split name; selects the default annotation file and image folder.
-        ann_file: The annotation JSON (default: see the module docstring).
-        image_dir: Folder the ``file_name`` entries are relative to.
+        ann_file: The annotation JSON (default: see the module docstring); relative: under ``root`` if it
+            is there, else from the working directory.
+        image_dir: Folder the ``file_name`` entries are relative to (relative paths likewise).
         skeleton: The keypoint layout; default built from the file's category.
         category_id: Which category to load when the file has several with keypoints.
         occluded_visible: Count ``v == 1`` (labelled but occluded) as visible.
@@ -137,7 +147,7 @@ class COCOKeypoints(RealDataset):
         root = Path(root).expanduser()
         if not re.fullmatch(r"[\w.-]+", split):
             raise ValueError(f"split must be a plain name such as 'train', got {split!r}")
-        path = Path(ann_file) if ann_file is not None else self._default_ann(root, split)
+        path = _under(root, ann_file) if ann_file is not None else self._default_ann(root, split)
         require(path, root, self.RELEASE)
         content = read_json(path)
         lists = isinstance(content, dict) and all(isinstance(content.get(k), list) for k in ("images", "annotations"))
@@ -146,7 +156,7 @@ class COCOKeypoints(RealDataset):
         category = self._category(content, category_id, path)
         self.SKELETON = skeleton or skeleton_from_coco(category)
         super().__init__(root, split, **kwargs)
-        folder = Path(image_dir) if image_dir is not None else self._default_images(root, split)
+        folder = _under(root, image_dir) if image_dir is not None else self._default_images(root, split)
         require(folder, root, self.RELEASE, kind="folder")
         self.ann_file = path
         self.records = self._parse(content, int(category["id"]), path, folder, occluded_visible)
