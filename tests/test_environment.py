@@ -45,10 +45,11 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def load_pyproject() -> dict:
-    try:
+    # No skip on Python 3.10: the dev extra declares tomli there, so a missing one is a broken set-up.
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        tomllib = pytest.importorskip("tomli", reason="needs tomllib (3.11+) or tomli")
+    else:
+        import tomli as tomllib
     with open(ROOT / "pyproject.toml", "rb") as f:
         return tomllib.load(f)
 
@@ -172,3 +173,55 @@ def test_readme_quick_start_is_make_lab_and_make_test():
     assert ["make", "lab"] in first and ["make", "test"] in first, (
         f"README.md's first code block should show `make lab` and `make test`, got {first}"
     )
+
+
+def _dev_requirements() -> dict[str, str]:
+    return dict(split_spec(s) for s in load_pyproject()["project"]["optional-dependencies"]["dev"])
+
+
+def test_the_tools_that_gate_ci_are_pinned_exactly():
+    # `make test` fails on any `ruff check` / `ruff format --check` finding: a new ruff release with new rules
+    # or a changed formatter would turn CI red with no change to the code.
+    dev = _dev_requirements()
+    assert re.fullmatch(r"==\d+(\.\d+)*", dev.get("ruff", "")), (
+        f"pin ruff exactly in the dev extra, got {dev.get('ruff')!r}"
+    )
+
+
+def test_tomli_is_declared_where_tomllib_is_missing():
+    dev = load_pyproject()["project"]["optional-dependencies"]["dev"]
+    tomli = [s for s in dev if split_spec(s)[0] == "tomli"]
+    assert tomli, "the dev extra should declare tomli for Python 3.10 (no tomllib there)"
+    marker = tomli[0].split(";", 1)[1] if ";" in tomli[0] else ""
+    assert re.sub(r"\s+", "", marker).replace("'", '"') == 'python_version<"3.11"', tomli[0]
+
+
+# Import name -> distribution name, where they differ.
+IMPORT_TO_DIST = {"PIL": "pillow", "yaml": "pyyaml", "jupyter_client": "jupyter-client"}
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    import ast
+
+    local = {p.stem for p in path.parent.glob("*.py")} | {"regdakit"}
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in local and n != "__future__"}
+
+
+@pytest.mark.parametrize("folder", ["tools", "regdakit"])
+def test_every_third_party_import_is_declared(folder):
+    declared = set(pyproject_requirements()) | {
+        split_spec(s)[0] for s in load_pyproject()["project"]["optional-dependencies"]["real"]
+    }
+    undeclared = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for name in _third_party_imports(path):
+            dist = normalise(IMPORT_TO_DIST.get(name, name))
+            if dist not in declared:
+                undeclared.setdefault(dist, []).append(path.relative_to(ROOT).as_posix())
+    assert not undeclared, f"imported but not declared in pyproject.toml (dependencies or an extra): {undeclared}"
