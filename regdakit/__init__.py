@@ -12,6 +12,16 @@ functions:
 * :mod:`regdakit.density` — maps of where they land, and how much of it ``P_F`` covers
 * :mod:`regdakit.viz` — figures
 * :mod:`regdakit.toy` — the exact mean-versus-variance experiment
+
+The heavier modules load on first use, so ``rk.models``, ``rk.train``,
+``rk.pretrained``, ``rk.widgets`` ... work after ``import regdakit as rk``
+without importing matplotlib or the trainer up front:
+
+* :mod:`regdakit.models`, :mod:`regdakit.pretrained` — networks and the shipped source-only models
+* :mod:`regdakit.data`, :mod:`regdakit.methods`, :mod:`regdakit.train`, :mod:`regdakit.distributed` — training
+* :mod:`regdakit.selection`, :mod:`regdakit.comparison`, :mod:`regdakit.runs`, :mod:`regdakit.diagrams` — analysis
+* :mod:`regdakit.widgets`, :mod:`regdakit.exercises` — notebook explorers and exercises
+* :mod:`regdakit.resources` — the files that ship with the package (models, results)
 """
 
 from regdakit import density, disparity, heatmaps, keypoints, losses, metrics, runtime
@@ -20,15 +30,40 @@ from regdakit.keypoints import BODY16, HAND21, Skeleton
 
 __version__ = "0.1.0"
 
-_LAZY = ("viz", "toy")  # import matplotlib only when a figure is wanted
+# Public submodules imported on first attribute access (matplotlib, the trainer and ipywidgets
+# only when wanted). tests/test_packaging.py fails when a public module is in neither this
+# tuple nor the eager imports above.
+_LAZY = (
+    "comparison",
+    "data",
+    "diagrams",
+    "distributed",
+    "exercises",
+    "methods",
+    "models",
+    "pretrained",
+    "resources",
+    "runs",
+    "selection",
+    "toy",
+    "train",
+    "viz",
+    "widgets",
+)
 
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return importlib.import_module(f"regdakit.{name}")
+        module = importlib.import_module(f"regdakit.{name}")
+        globals()[name] = module  # the import binds it too; later lookups skip this hook
+        return module
     raise AttributeError(f"module 'regdakit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

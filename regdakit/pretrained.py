@@ -1,8 +1,9 @@
 """The shipped source-only models: small detectors trained on the source style only.
 
 Notebooks 01 and 02 study what a source-only model does on the target domain;
-training one takes minutes, so the repository ships one per task in
-``data_samples/checkpoints/`` (a few MB each). Each was produced by exactly
+training one takes minutes, so the package ships one per task (a few MB each;
+package data read with :mod:`regdakit.resources`, in the repository's
+``data_samples/checkpoints/``). Each was produced by exactly
 the command in :data:`RETRAIN_COMMANDS`; ``load_source_only(task,
 retrain=True)`` runs that recipe again instead of loading the file.
 
@@ -16,13 +17,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from regdakit import resources
 from regdakit.models import PoseResNet
 
 __all__ = ["CHECKPOINTS", "PRESET", "RETRAIN_COMMANDS", "load_source_only", "retrain_config", "source_only_files"]
 
-_ROOT = Path(__file__).resolve().parent.parent
-#: Where the shipped checkpoints live, per task.
-CHECKPOINTS = {task: _ROOT / "data_samples" / "checkpoints" / f"{task}_source_only.pt" for task in ("hands", "bodies")}
+#: Where the shipped checkpoints live, per task: package data (``samples/checkpoints/`` of
+#: :mod:`regdakit.resources`), wherever regdakit is installed.
+CHECKPOINTS = {task: resources.path(f"samples/checkpoints/{task}_source_only.pt") for task in ("hands", "bodies")}
 #: The training preset of the shipped models (:data:`regdakit.train.PRESETS`).
 PRESET = "cpu-bench"
 #: The one command that retrains each shipped checkpoint: ``tools/ship_checkpoints.py`` copies its
