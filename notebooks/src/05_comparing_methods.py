@@ -26,13 +26,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from regdakit import comparison, pretrained, runtime
+from regdakit import comparison, pretrained, resources, runtime
 from regdakit import train as T
 from regdakit.data.synthetic import SKELETONS
 
-RESULTS = Path("..") / "benchmarks" / "results"
-table1 = comparison.load_table(RESULTS / "table1_synthetic.json")
-table2 = comparison.load_table(RESULTS / "table2_synthetic.json")
+# The committed tables ship with the package (benchmarks/results/ in the repository).
+table1 = comparison.load_table(resources.path("results/table1_synthetic.json"))
+table2 = comparison.load_table(resources.path("results/table2_synthetic.json"))
 TASKS = list(table1["tasks"])
 
 # %% [md]
