@@ -6,33 +6,75 @@ run)``: ``add_arguments(parser)`` declares the command's options and
 
 * ``python -m regdakit data check ROOT --dataset NAME [--split S] [--out gallery.png]``
   validates a dataset folder, prints the number of items per split and saves
-  a gallery of samples with their skeletons.
+  a gallery of samples with their skeletons (``--ann_file`` / ``--image_dir``
+  for a COCO export with its own layout).
 * ``python -m regdakit train --task hands --method regda --preset cpu-small [--key=value ...]``
-  trains ``erm``, ``oracle``, ``regda`` or ``control`` (see :mod:`regdakit.train`); any
-  ``TrainConfig`` field is a type-checked ``--key=value``, nested ones as
-  ``--regda.margin=2``; ``--resume`` continues a run exactly. Under
+  trains any method of :data:`regdakit.train.RUN_METHODS`; any ``TrainConfig``
+  field is a type-checked ``--key=value`` (or ``--key value``), nested ones as
+  ``--regda.margin=2``; ``train --help`` lists them with type, default, choices
+  and description, generated from the config dataclasses and their docstrings.
+  ``--config RUN/config.json`` starts from a saved run instead of a preset;
+  ``--resume`` continues a run exactly (with the settings it ran with;
+  ``--resume_allow`` lets the safe ones change). Under
   ``torchrun --nproc_per_node N -m regdakit train ...`` the same command trains
   with DistributedDataParallel on N processes (``docs/distributed.md``); rank 0
   alone writes files and prints the result.
 * ``python -m regdakit eval --checkpoint PATH`` evaluates a checkpoint on its
   run's fixed source-val and target-test sets and prints JSON.
+
+A command that cannot do what it was asked prints one line ``error: ...`` on
+stderr and exits with status 2 (a wrong setting, path, checkpoint or device,
+a full disk), or 1 when a run failed while training (NaN/Inf, a failed
+rank) or a dataset's content is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Union, get_args, get_origin
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "DEFAULT_PRESET", "main"]
+
+#: The preset ``train`` starts from without ``--preset`` or ``--config``.
+DEFAULT_PRESET = "cpu-small"
+
+
+def _error(err: BaseException | str) -> None:
+    """Print ``error: <message>`` as one line on stderr (a multi-line message is joined)."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    print(f"error: {text}", file=sys.stderr)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from regdakit.data.real import DATASETS
+
+    names = sorted(DATASETS)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a dataset folder, count its splits, save a gallery")
     check.add_argument("root", type=Path, help="folder of the unpacked release")
-    check.add_argument("--dataset", required=True, help="loader name (see regdakit.data.real.DATASETS)")
+    check.add_argument(
+        "--dataset",
+        required=True,
+        metavar="{" + ",".join(names) + "}",
+        help=f"the loader, one of: {', '.join(names)} (docs/real_datasets.md)",
+    )
+    check.add_argument(
+        "--ann_file",
+        type=Path,
+        default=None,
+        help="coco only: the annotation JSON of an export with its own layout, e.g. annotations.json "
+        "(a relative path is looked up under ROOT first, then in the working directory)",
+    )
+    check.add_argument(
+        "--image_dir",
+        type=Path,
+        default=None,
+        help="coco only: the folder its file_name entries are relative to, e.g. images (looked up likewise)",
+    )
     check.add_argument("--split", default=None, help="split to draw the gallery from (default: the first)")
     check.add_argument("--out", type=Path, default=Path("gallery.png"), help="gallery PNG (default: gallery.png)")
     check.add_argument("--num", type=int, default=8, help="samples in the gallery (default: 8)")
@@ -49,8 +91,12 @@ def _run_data(args: argparse.Namespace) -> int:
     if args.split is not None and loader.SPLITS and args.split not in splits:
         print(f"error: --split must be one of {splits} for {args.dataset}, got {args.split!r}", file=sys.stderr)
         return 2
+    layout = {k: getattr(args, k) for k in ("ann_file", "image_dir") if getattr(args, k) is not None}
+    if layout and args.dataset != "coco":
+        _error(f"--{' and --'.join(layout)} apply to --dataset coco only (the other loaders read their release layout)")
+        return 2
     try:
-        datasets = {s: loader(args.root, s) for s in splits}
+        datasets = {s: loader(args.root, s, **layout) for s in splits}
     except (FileNotFoundError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -97,14 +143,74 @@ def save_gallery(dataset, out: Path, num: int = 8) -> None:
     plt.close(fig)
 
 
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from regdakit.train import PRESETS, override_types, parse_value
+def _value_text(value: Any) -> str:
+    """A setting's value as it is typed on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(_value_text(v) for v in value) or "empty"
+    return str(value)
 
-    parser.add_argument("--preset", default="cpu-small", choices=sorted(PRESETS), help="starting configuration")
-    parser.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
+
+def _type_text(tp: Any) -> tuple[str, str]:
+    """``(metavar, type description)`` of a setting's annotation."""
+    if get_origin(tp) is Union or type(tp).__name__ == "UnionType":
+        inner = next(a for a in get_args(tp) if a is not type(None))
+        metavar, text = _type_text(inner)
+        return f"{metavar}|none", f"{text} or none"
+    if get_origin(tp) is tuple:
+        item = get_args(tp)[0].__name__
+        return f"{item.upper()},...", f"comma-separated {item}s"
+    if tp is bool:
+        return "true|false", "bool"
+    return tp.__name__.upper(), tp.__name__
+
+
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from regdakit.train import PRESETS, RESUME_SAFE, override_types, parse_value, setting_choices, setting_docs
+
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help=f"starting configuration (default: {DEFAULT_PRESET}); the settings below replace its values",
+    )
+    start.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="CONFIG_JSON",
+        help="start from a saved run's config.json instead of a preset, to run it again or a variant: the "
+        "settings below replace its values (give another --run_name, or --resume to continue it)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run from its last.pt, exactly")
+    parser.add_argument(
+        "--resume_allow",
+        type=lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+        default=(),
+        metavar="KEY,...",
+        help="with --resume: settings that may differ from the ones the run ran with, among "
+        f"{', '.join(RESUME_SAFE)} (pretrain_iterations for erm and oracle only); any other difference "
+        "is refused with the list of differences",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    settings = parser.add_argument_group("settings (any TrainConfig field, nested as --regda.margin=2)")
+    docs, choices, presets = setting_docs(), setting_choices(), {k: _flat_values(v) for k, v in PRESETS.items()}
+    groups: dict[str, Any] = {
+        "": parser.add_argument_group(
+            "settings",
+            f"Every TrainConfig field, as --key=value or --key value. Defaults are the {DEFAULT_PRESET} preset's; "
+            "other presets' values follow where they differ.",
+        )
+    }
     for key, tp in override_types().items():
+        section = key.split(".", 1)[0] if "." in key else ""
+        if section not in groups:
+            groups[section] = parser.add_argument_group(f"{section} settings (--{section}.KEY)", docs.get(section))
 
         def parse(text: str, key: str = key, tp: object = tp) -> object:
             try:
@@ -112,36 +218,66 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
             except (TypeError, ValueError) as err:
                 raise argparse.ArgumentTypeError(str(err)) from None
 
-        settings.add_argument(
-            f"--{key}", dest=f"set:{key}", type=parse, default=argparse.SUPPRESS, metavar=key.rsplit(".", 1)[-1].upper()
+        metavar, type_text = _type_text(tp)
+        if key in choices:
+            metavar, type_text = "{" + ",".join(choices[key]) + "}", f"one of {', '.join(choices[key])}"
+        default = presets[DEFAULT_PRESET][key]
+        others = [f"{name}: {_value_text(v[key])}" for name, v in presets.items() if v[key] != default]
+        note = f"{type_text}; default: {_value_text(default)}" + (f" ({', '.join(others)})" if others else "")
+        groups[section].add_argument(
+            f"--{key}",
+            dest=f"set:{key}",
+            type=parse,
+            default=argparse.SUPPRESS,
+            metavar=metavar,
+            help=f"{docs.get(key, '')} [{note}]".replace("%", "%%"),
         )
+
+
+def _flat_values(cfg: Any) -> dict[str, Any]:
+    """A config's settings by their command-line key (``regda.margin``), tuples kept."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in _flat_values(value).items()})
+        else:
+            out[f.name] = value
+    return out
 
 
 def _run_train(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from regdakit.train import DistributedError, NonFiniteLossError, make_config, replace_values, train
+    from regdakit.train import (
+        DistributedError,
+        NonFiniteLossError,
+        config_from_file,
+        make_config,
+        replace_values,
+        train,
+    )
 
     values = {name[4:]: value for name, value in vars(args).items() if name.startswith("set:")}
     try:
-        cfg = replace_values(make_config(args.preset), values)
-    except (TypeError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        base = config_from_file(args.config) if args.config is not None else make_config(args.preset or DEFAULT_PRESET)
+        cfg = replace_values(base, values)
+    except (OSError, TypeError, ValueError) as err:
+        _error(err)
         return 2
     try:
-        result = train(cfg, resume=args.resume, progress=not args.no_progress)
+        result = train(cfg, resume=args.resume, resume_allow=args.resume_allow, progress=not args.no_progress)
     except FileExistsError as err:
-        print(f"error: {err} (pass --resume)", file=sys.stderr)
+        _error(f"{err} (pass --resume)")
         return 2
-    except FileNotFoundError as err:  # a real dataset's folder is missing or incomplete
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (NonFiniteLossError, DistributedError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (NonFiniteLossError, DistributedError) as err:  # the run itself failed
+        _error(err)
         return 1
-    except ValueError as err:  # a setting that only the run can check (e.g. batch_size vs the process count)
-        print(f"error: {err}", file=sys.stderr)
+    # A missing dataset folder, a damaged or foreign checkpoint, a resume with other settings, a device this
+    # machine lacks, a file in the way, a full disk, a setting only the run can check (batch_size vs processes).
+    except (OSError, ValueError) as err:
+        _error(err)
         return 2
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank has the result; one prints it
         print(json.dumps(result, indent=2))
@@ -158,13 +294,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from regdakit.train import evaluate_checkpoint
 
-    if not args.checkpoint.is_file():
-        print(f"error: --checkpoint {args.checkpoint} is not a file", file=sys.stderr)
-        return 2
     try:
         result = evaluate_checkpoint(args.checkpoint, args.device)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:  # missing, a directory, damaged or foreign, a device not here
+        _error(err)
         return 2
     print(json.dumps(result, indent=2))
     return 0

@@ -3,6 +3,10 @@
 import dataclasses
 import json
 import math
+import multiprocessing
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,6 +126,157 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     assert torch.load(cfg.run_dir / "last.pt", weights_only=True)["iteration"] == 3
     # Target batches reached the step without labels.
     assert seen_target_keys == {"image", "meta"}
+    # The kept checkpoint evaluates.
+    kept = T.evaluate_checkpoint(cfg.run_dir / "last.pt", "cpu")
+    assert kept["iteration"] == 3 and all(math.isfinite(v) for m in kept["metrics"].values() for v in m.values())
+
+
+def test_non_finite_batchnorm_statistics_stop_the_run_before_a_checkpoint_holds_them(tmp_path, monkeypatch):
+    # Running variances can overflow while every loss stays finite (training normalises with the batch's
+    # statistics); a checkpoint holding them would evaluate to nonsense, so the run stops at the next
+    # evaluation / checkpoint with the last good checkpoint kept, as for a NaN loss.
+    from regdakit.methods import erm
+
+    real_step = erm.step
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        losses = real_step(model, batch_s, batch_t, optimizers, cfg, it)
+        if it == 4:  # after the checkpoint at 3
+            bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            bn.running_var[0] = float("inf")
+        return losses
+
+    monkeypatch.setattr(erm, "step", step)
+    cfg = _cfg(tmp_path, method="erm", pretrain_iterations=6)
+    with pytest.raises(T.NonFiniteStateError, match=r"running_var' holds NaN/Inf at iteration 6 .*/last\.pt is kept"):
+        T.train(cfg, progress=False)
+    assert issubclass(T.NonFiniteStateError, T.NonFiniteLossError)  # the CLI's exit status 1, as a NaN loss
+    kept = T.evaluate_checkpoint(cfg.run_dir / "last.pt", "cpu")
+    assert kept["iteration"] == 3 and all(math.isfinite(v) for m in kept["metrics"].values() for v in m.values())
+    assert not list(cfg.run_dir.glob("iter_0000006.pt"))
+    evaluated = [json.loads(line)["iteration"] for line in (cfg.run_dir / "metrics.jsonl").open() if "eval" in line]
+    assert evaluated == [3]  # no evaluation of the broken model was logged
+
+
+def test_resume_refuses_other_settings_and_lists_them(tmp_path):
+    cfg = _cfg(tmp_path, method="erm", pretrain_iterations=4)
+    T.train(cfg, stop_after=2, progress=False)
+    saved = (cfg.run_dir / "config.json").read_text()
+    changed = dataclasses.replace(cfg, eval_every=2, erm=dataclasses.replace(cfg.erm, lr=0.5))
+    with pytest.raises(T.ResumeError) as err:
+        T.train(changed, resume=True, progress=False)
+    assert str(err.value) == (
+        f"cannot resume {cfg.run_dir} with other settings than it ran with: eval_every: 3 -> 2; erm.lr: 0.1 -> 0.5 "
+        "(erm.lr cannot change in a run: start another run (another run_name); to continue with the new "
+        "eval_every, pass --resume_allow=eval_every)"
+    )
+    with pytest.raises(ValueError, match=r"resume_allow: erm\.lr cannot change in a run"):
+        T.train(changed, resume=True, resume_allow=("erm.lr", "eval_every"), progress=False)
+    assert (cfg.run_dir / "config.json").read_text() == saved  # a refused resume records nothing
+    # The safe ones, when allowed, change and are recorded; where the run lives is never compared.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    cfg.run_dir.rename(moved / cfg.run_dir.name)
+    allowed = dataclasses.replace(cfg, eval_every=2, out=str(moved))
+    result = T.train(allowed, resume=True, resume_allow=("eval_every",), progress=False)
+    assert result["iteration"] == 4 and json.loads((allowed.run_dir / "config.json").read_text())["eval_every"] == 2
+    # A finished run resumed again: the same evaluation, and no second final record in the log.
+    log = (allowed.run_dir / "metrics.jsonl").read_text()
+    assert T.train(allowed, resume=True, progress=False)["metrics"] == result["metrics"]
+    assert (allowed.run_dir / "metrics.jsonl").read_text() == log
+    # A run cannot be shortened below its checkpoint, even when its length may change ...
+    shorter = dataclasses.replace(allowed, pretrain_iterations=3)
+    with pytest.raises(T.ResumeError, match=r"pretrain_iterations: 4 -> 3 .*--resume_allow=pretrain_iterations\)"):
+        T.train(shorter, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"at iteration 4, past this run's pretrain_iterations=3"):
+        T.train(shorter, resume=True, resume_allow=("pretrain_iterations",), progress=False)
+    # ... but extended: the same model as a run of that length from the start.
+    longer = dataclasses.replace(allowed, pretrain_iterations=6)
+    T.train(longer, resume=True, resume_allow=["pretrain_iterations"], progress=False)
+    straight = T.train(dataclasses.replace(longer, run_name="straight", out=str(tmp_path)), progress=False)
+    a = torch.load(longer.run_dir / "last.pt", weights_only=True)["model"]
+    b = torch.load(Path(straight["run_dir"]) / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # For an adaptation method the pre-training length selects the cached pre-training: never allowed.
+    with pytest.raises(ValueError, match="resume_allow: pretrain_iterations cannot change"):
+        T.train(_cfg(tmp_path, method="regda"), resume=True, resume_allow=("pretrain_iterations",), progress=False)
+
+
+def _concurrent_run(sync: Path, argv: list[str]) -> None:
+    """One of two forked processes: the CLI, the pre-training's holder kept until the other one waits for it."""
+    import fcntl
+
+    class Flock:  # fcntl, leaving a mark when this process finds a folder locked by the other one
+        def __getattr__(self, name):
+            return getattr(fcntl, name)
+
+        def flock(self, fd, op):
+            try:
+                return fcntl.flock(fd, op)
+            except BlockingIOError:
+                (sync / "blocked").touch()
+                raise
+
+    run_phase = T._run_phase
+
+    def holding(cfg, phase, *args, **kwargs):
+        if phase.name == "pretrain":
+            print("pre-training here", flush=True)
+            deadline = time.monotonic() + 60
+            while not (sync / "blocked").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return run_phase(cfg, phase, *args, **kwargs)
+
+    T.fcntl, T._run_phase = Flock(), holding  # in this forked process only
+    name = argv[-1].split("=")[1]
+    sys.stdout = (sync / f"{name}.out").open("w")
+    sys.stderr = (sync / f"{name}.err").open("w")
+    (sync / f"ready-{name}").touch()
+    while not (sync / "go").exists():
+        time.sleep(0.01)
+    code = cli.main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl.flock and fork: POSIX only")
+def test_two_runs_started_at_once_share_one_pre_training(tmp_path):
+    # RegDA and the control, same task and seed, started together: they need the same cached pre-training.
+    # One trains it while the other waits on the cache's lock, then reads its model.pt. (Forked processes:
+    # no second import of torch.)
+    sync, out = tmp_path / "sync", tmp_path / "runs"
+    sync.mkdir()
+    common = ["train", "--preset=ci", "--no-progress", f"--out={out}", "--device=cpu", "--batch_size=2"]
+    common += ["--pretrain_iterations=3", "--adapt_iterations=1", "--eval_every=2", "--log_every=2", "--eval_size=4"]
+    fork = multiprocessing.get_context("fork")
+    procs = {
+        m: fork.Process(target=_concurrent_run, args=(sync, [*common, f"--method={m}"])) for m in ("regda", "control")
+    }
+    for p in procs.values():
+        p.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(sync.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (sync / "go").touch()  # both ready: start them together
+        for p in procs.values():
+            p.join(timeout=180)
+    finally:
+        for p in procs.values():
+            p.kill()
+    outputs = {m: ((sync / f"{m}.out").read_text(), (sync / f"{m}.err").read_text()) for m in procs}
+    assert {m: p.exitcode for m, p in procs.items()} == {"regda": 0, "control": 0}, outputs
+    assert sum("pre-training here" in stdout for stdout, _ in outputs.values()) == 1
+    waited = [stderr for _, stderr in outputs.values() if "waiting for another run (process " in stderr]
+    assert len(waited) == 1 and "to finish the pre-training in" in waited[0]
+    (cache,) = (out / "pretrain").iterdir()
+    assert (cache / "model.pt").is_file()
+    records = [(r["iteration"], "eval" in r) for r in map(json.loads, (cache / "metrics.jsonl").open())]
+    assert records == [(2, False), (2, True), (3, False), (3, True)]  # each line once, none lost
+    for method in procs:
+        assert (out / f"hands-{method}-tiny64-seed0" / "final.json").is_file()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_oracle_trains_on_labelled_target_batches(tmp_path, monkeypatch):
@@ -234,7 +389,7 @@ def test_cli_argument_errors_exit_2(argv, message, capsys):
     [
         (["train", "--preset", "ci", "--heatmap_size=8"], "heatmap_size must be"),
         (["train", "--method=cyclegan"], "method must be one of"),
-        (["eval", "--checkpoint", "/nonexistent.pt"], "is not a file"),
+        (["eval", "--checkpoint", "/nonexistent.pt"], "checkpoint /nonexistent.pt does not exist"),
     ],
 )
 def test_cli_invalid_values_return_2(argv, message, capsys):
