@@ -35,7 +35,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from _record import provenance, write
+from _record import portable, provenance, write
 from _timing import time_calls
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -165,7 +165,7 @@ def main() -> None:
     else:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         path = args.out_dir / f"{args.name}.json"
-        path.write_text(json.dumps({"provenance": provenance(), **result}, indent=2) + "\n")
+        path.write_text(json.dumps(portable({"provenance": provenance(), **result}), indent=2) + "\n")
     print("wrote", path)
 
 
