@@ -72,7 +72,9 @@ def test_the_cpu_plan_resolves_no_nvidia_package():
     command += ["--report", "-", *(["--index-url", index] if index else []), plan["TORCH_SPEC"]]
     run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    names = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(run.stdout)["install"]}
+    names = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"] for item in json.loads(run.stdout)["install"]
+    }
     assert "torch" in names, names
     nvidia = sorted(n for n in names if n.startswith("nvidia-") or n in ("triton", "cuda-toolkit", "cuda-bindings"))
     assert not nvidia, f"the CPU plan ({index or 'configured indexes'}) resolves CUDA packages: {nvidia}"
