@@ -271,7 +271,14 @@ def _run_train(args: argparse.Namespace) -> int:
     except FileExistsError as err:
         _error(f"{err} (pass --resume)")
         return 2
-    except (NonFiniteLossError, DistributedError) as err:  # the run itself failed
+    except DistributedError as err:  # another rank failed
+        _error(err)
+        # Exit now: the interpreter's shutdown would destroy the abandoned DDP wrappers, which can block on the
+        # broken connection (regdakit.distributed.Context.abandon).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    except NonFiniteLossError as err:  # the run itself failed
         _error(err)
         return 1
     # A missing dataset folder, a damaged or foreign checkpoint, a resume with other settings, a device this

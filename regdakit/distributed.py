@@ -89,6 +89,10 @@ _NO_BUFFER_SYNC = (
 )
 
 
+#: Objects of failed runs that must never be destroyed (:meth:`Context.abandon`).
+_ABANDONED: list[Any] = []
+
+
 class DistributedError(RuntimeError):
     """A collective failed or timed out: another rank crashed, hung or was killed."""
 
@@ -177,6 +181,16 @@ class Context:
         if not self.distributed:
             return False
         return is_collective_failure(err) or self.collective_error is not None
+
+    def abandon(self, *objects: Any) -> None:
+        """Keep ``objects`` (DDP wrappers, optimisers) alive for the life of the process after a failed collective.
+
+        Destroying a DDP reducer whose all-reduce failed can block on the
+        broken connection (seen with gloo: the process hung when the traceback
+        that held the wrappers was freed). The process is about to report the
+        failure and exit, so they are never destroyed instead.
+        """
+        _ABANDONED.extend(objects)
 
     def _record(self, err: BaseException) -> None:
         if self.collective_error is None:

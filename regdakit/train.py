@@ -1332,6 +1332,7 @@ def _run_phase(
                     return None
     except Exception as err:
         if ctx.collective_failed(err):
+            ctx.abandon(net, optimizers)  # their destructors would wait on the failed gloo / NCCL work
             raise ctx.failure(err, f"in phase {phase.name!r} at iteration {it}") from err
         raise
     bar.close()
