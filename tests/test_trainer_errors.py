@@ -178,10 +178,10 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, 
 
 
 def test_run_name_stays_inside_out(tmp_path, capsys):
-    out = tmp_path / "out"
-    for name in ("../../x", "/tmp/x", "a/b", "..", "pretrain"):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"  # an absolute run_name outside out
+    for name in ("../../x", str(elsewhere), "a/b", "..", "pretrain"):
         _fails(["train", *SMALL, f"--out={out}", f"--run_name={name}"], capsys, "run_name must be a plain folder name")
-    assert not tmp_path.joinpath("x").exists() and not out.exists()
+    assert not tmp_path.joinpath("x").exists() and not out.exists() and not elsewhere.exists()
 
 
 def test_a_run_folder_in_use_by_another_process(tmp_path, capsys):
