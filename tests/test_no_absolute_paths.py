@@ -14,12 +14,12 @@ import importlib.util
 import os
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from _repo import repository_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,24 +48,11 @@ ALLOWED: dict[str, str] = {}
 
 def tracked_text_files() -> list[Path]:
     """Every file git tracks or would add (untracked, not ignored), without binary files."""
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        pytest.skip(f"not a git checkout ({err}): nothing to say which files are committed")
     files = []
-    for name in sorted(set(listed.decode().split("\0")) - {""}):
+    for name in repository_files():
         path = ROOT / name
-        if not path.is_file():  # deleted in the working tree
-            continue
-        head = path.read_bytes()[:8192]
-        if b"\0" in head:
-            continue
-        files.append(path)
+        if b"\0" not in path.read_bytes()[:8192]:
+            files.append(path)
     return files
 
 

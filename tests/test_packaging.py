@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _repo import repository_files
 
 import regdakit
 
@@ -102,26 +103,12 @@ def test_resources_name_shipped_files_and_refuse_anything_else():
         resources.files("notebooks")
 
 
-def _repository_files() -> list[str]:
-    """What a fresh clone plus the current changes would hold: tracked and new, not ignored, files."""
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout.decode()
-    except (OSError, subprocess.CalledProcessError) as err:
-        pytest.skip(f"not a git checkout ({err})")
-    return [n for n in listed.split("\0") if n and (ROOT / n).is_file()]
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """The wheel built from a copy of the working tree (the build writes nothing into the repository)."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
-    for name in _repository_files():
+    for name in repository_files():
         if name.startswith(("tests/", "notebooks/", "docs/")):
             continue  # not part of the package; less to copy
         (source / name).parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +127,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_shipped_files_every_subpackage_and_the_licence(wheel):
     archive = zipfile.ZipFile(wheel)
     names = set(archive.namelist())
-    repository = _repository_files()
+    repository = repository_files()
     samples = {
         "regdakit/samples/" + p.removeprefix("data_samples/") for p in repository if p.startswith("data_samples/")
     }
