@@ -602,12 +602,7 @@ def config_from_file(path: str | os.PathLike) -> TrainConfig:
         raise ValueError(f"config {path} is a directory: give the config.json in it")
     if not path.is_file():
         raise FileNotFoundError(f"config {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"config {path} is not JSON ({err})") from None
-    except OSError as err:
-        raise _file_error("read", path, err) from err
+    data = _read_json(path, f"config {path} is not JSON")
     if not isinstance(data, dict):
         raise ValueError(f"config {path} holds a JSON {type(data).__name__}, not the object of a config.json")
     unknown = sorted(set(_flat(data)) - set(override_types()))
@@ -886,6 +881,21 @@ class RunFileError(OSError):
 
     ``errno`` is the operating system's (``errno.ENOSPC`` for a full disk), when there is one.
     """
+
+
+def _read_json(path: Path, not_json: str, consequence: str = "") -> Any:
+    """The JSON in ``path``; ``ValueError("<not_json> (<parser error>)[: <consequence>]")`` when it is not JSON.
+
+    Raises:
+        ValueError: Not UTF-8 or not JSON.
+        RunFileError: The file cannot be read (:func:`_file_error`).
+    """
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{not_json} ({err})" + (f": {consequence}" if consequence else "")) from None
+    except OSError as err:
+        raise _file_error("read", path, err) from err
 
 
 def _file_error(action: str, path: Path, err: OSError) -> RunFileError:
@@ -1616,13 +1626,7 @@ def _saved_config(run_dir: Path) -> dict[str, Any] | None:
     """The settings the run in ``run_dir`` ran with: its ``config.json`` (or ``last.pt``'s), None for a new run."""
     path = run_dir / "config.json"
     if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is not JSON ({err}): the settings of the run to resume are unknown") from None
-        except OSError as err:
-            raise _file_error("read", path, err) from err
-        return data
+        return _read_json(path, f"{path} is not JSON", "the settings of the run to resume are unknown")
     last = run_dir / "last.pt"
     if last.exists():
         return _check_keys(_read_checkpoint(last, "cpu", "the checkpoint"), last, "the checkpoint", ("config",))[
