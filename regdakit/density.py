@@ -19,7 +19,9 @@ and a test can check:
 * :func:`highest_density_region`, :func:`coverage` and
   :func:`ground_false_coverage`: how much of that error mass falls where the
   ground-false distribution ``P_F`` (Eq. 2) puts its mass, against what a
-  uniform distribution over the same area would catch.
+  uniform distribution over the same area would catch;
+  :func:`ground_false_discrimination`: the same for wrong *and* correct
+  predictions, since a region that covers every prediction anticipates nothing.
 
 >>> counts = position_histogram(torch.tensor([[1.2, 0.4], [0.6, 0.8], [3.0, 3.0]]), 3)
 >>> counts.tolist()  # (x=1.2, y=0.4) and (0.6, 0.8) fall in row 0 and row 1 of column 1; (3, 3) is off the map
@@ -54,6 +56,8 @@ __all__ = [
     "highest_density_region",
     "coverage",
     "ground_false_coverage",
+    "GroundFalseDiscrimination",
+    "ground_false_discrimination",
     "twin_share",
     "twin_chance",
 ]
@@ -389,6 +393,64 @@ def ground_false_coverage(
     if keypoint is not None:
         mask = mask & (torch.arange(k, device=mask.device) == keypoint)
     return coverage(ground_false[mask], pred[mask], mass)
+
+
+@dataclass(frozen=True)
+class GroundFalseDiscrimination:
+    """Coverage by ``P_F`` of wrong predictions beside that of correct ones.
+
+    Attributes:
+        wrong: :class:`Coverage` of the wrong predictions.
+        correct: :class:`Coverage` of the correct predictions.
+    """
+
+    wrong: Coverage
+    correct: Coverage
+
+    @property
+    def gap(self) -> float:
+        """``wrong.share - correct.share``: > 0 when ``P_F`` singles out the mistakes."""
+        return self.wrong.share - self.correct.share
+
+
+def ground_false_discrimination(
+    ground_false: torch.Tensor, pred: torch.Tensor, wrong: torch.Tensor, visible: torch.Tensor, mass: float = 0.5
+) -> GroundFalseDiscrimination:
+    """Does ``P_F`` cover where ``f`` goes wrong more than where it is right?
+
+    :func:`ground_false_coverage` of the wrong predictions alone can be high
+    for a useless ``P_F``: a plateau over the whole object covers every
+    prediction, right or wrong. This measures both sets with the same maps and
+    region mass; only a positive :attr:`GroundFalseDiscrimination.gap` says
+    that ``P_F`` marks likely mistakes.
+
+    Args:
+        ground_false: ``(B, K, H, W)`` ``H_F`` or ``P_F`` maps (all-zero maps are left out).
+        pred: ``(B, K, 2)`` predicted positions in cells.
+        wrong: ``(B, K)`` bool, which predictions are wrong (labels: an analysis only).
+        visible: ``(B, K)`` bool, which predictions were evaluated; correct = visible and not wrong.
+        mass: Mass of each region, in ``(0, 1]``.
+
+    Returns:
+        A :class:`GroundFalseDiscrimination`.
+
+    >>> maps = torch.zeros(1, 2, 4, 4)
+    >>> maps[0, :, 0, 0] = 1.0  # both keypoints' ground false sits at cell (x=0, y=0)
+    >>> pred = torch.tensor([[[0.0, 0.0], [3.0, 3.0]]])  # keypoint 0 there, keypoint 1 far away
+    >>> wrong, visible = torch.tensor([[True, False]]), torch.ones(1, 2, dtype=torch.bool)
+    >>> result = ground_false_discrimination(maps, pred, wrong, visible)
+    >>> result.wrong.share, result.correct.share, result.gap
+    (1.0, 0.0, 1.0)
+    """
+    check_tensor("visible", visible, ("B", "K"), floating=False)
+    if visible.shape != wrong.shape:
+        raise ValueError(f"visible {tuple(visible.shape)} and wrong {tuple(wrong.shape)} must have the same shape")
+    wrong = wrong.bool() & visible.bool()
+    correct = visible.bool() & ~wrong
+    return GroundFalseDiscrimination(
+        wrong=ground_false_coverage(ground_false, pred, wrong, mass),
+        correct=ground_false_coverage(ground_false, pred, correct, mass),
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ positions, with invisible keypoints ignored everywhere.
 
 :func:`error_landing` measures the paper's *sparse spatial density*: wrong
 predictions on the target domain mostly land on *other* keypoints.
+:func:`landing_chance` says how often they would land there by chance, under
+three chance models of increasing strength: a keypoint close to others is hit
+often even by errors that know nothing about the skeleton.
 
 >>> gt = torch.tensor([[[10.0, 10.0], [30.0, 10.0]]])
 >>> pred = torch.tensor([[[11.0, 10.0], [10.5, 10.0]]])  # keypoint 1 lands on keypoint 0
@@ -31,7 +34,16 @@ import torch
 from regdakit._validation import as_size, as_visibility, check_positive, check_same_leading, check_tensor
 from regdakit.keypoints import Skeleton
 
-__all__ = ["PCKResult", "LandingResult", "pck", "pck_threshold", "error_landing", "DEFAULT_THRESHOLD"]
+__all__ = [
+    "PCKResult",
+    "LandingResult",
+    "ChanceBaselines",
+    "pck",
+    "pck_threshold",
+    "error_landing",
+    "landing_chance",
+    "DEFAULT_THRESHOLD",
+]
 
 #: PCK@0.05 of a 64 x 64 heatmap, in heatmap cells (the reference's setting).
 DEFAULT_THRESHOLD = 3.2
@@ -230,12 +242,22 @@ def error_landing(
 
 
 def _chance_on_other(
-    gt: torch.Tensor, vis: torch.Tensor, wrong: torch.Tensor, radius: float, height: int, width: int
+    gt: torch.Tensor,
+    vis: torch.Tensor,
+    wrong: torch.Tensor,
+    radius: float,
+    height: int,
+    width: int,
+    *,
+    in_box: bool = False,
 ) -> float:
     """Mean over wrong predictions of P(uniform wrong cell lies near another keypoint).
 
-    Vectorised over samples in chunks that keep the ``(chunk, K, H*W)`` masks
-    near 16 M entries, so memory stays bounded for large evaluation sets.
+    With ``in_box`` the cells are those whose centre lies inside the bounding
+    box of the sample's visible keypoints (edges included); a prediction with
+    no wrong cell in its box is left out of the mean. Vectorised over samples
+    in chunks that keep the ``(chunk, K, H*W)`` masks near 16 M entries, so
+    memory stays bounded for large evaluation sets.
     """
     b, k = vis.shape
     ys, xs = torch.meshgrid(
@@ -246,14 +268,152 @@ def _chance_on_other(
     cells = torch.stack([xs.flatten(), ys.flatten()], dim=-1)  # (H*W, 2)
     chunk = max(1, (1 << 24) // max(1, k * height * width))
     total = torch.zeros((), dtype=torch.float64, device=gt.device)
+    counted = 0
     for start in range(0, b, chunk):
         g, v, w = gt[start : start + chunk], vis[start : start + chunk], wrong[start : start + chunk]
         near = (torch.cdist(g, cells.expand(g.shape[0], -1, -1)) < radius) & v.unsqueeze(-1)  # (n, K, H*W)
         near_count = near.sum(dim=1, keepdim=True)  # (n, 1, H*W): keypoints each cell is near
         near_other = (near_count - near.to(near_count.dtype)) > 0  # near a keypoint other than k
         allowed = ~near  # cells that would count as wrong for keypoint k
+        if in_box:
+            allowed = allowed & _inside_box(g, v, cells).unsqueeze(1)
         hits = (near_other & allowed).sum(dim=-1).double()  # (n, K)
-        room = allowed.sum(dim=-1).double().clamp_min(1)
-        total += ((hits / room) * w).sum()
-    n_wrong = int(wrong.sum())
-    return float(total) / n_wrong if n_wrong else float("nan")
+        room = allowed.sum(dim=-1).double()
+        w = w & (room > 0)
+        total += ((hits / room.clamp_min(1)) * w).sum()
+        counted += int(w.sum())
+    return float(total) / counted if counted else float("nan")
+
+
+def _inside_box(gt: torch.Tensor, vis: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``(n, H*W)`` bool: cells inside the bounding box of each sample's visible keypoints."""
+    big = torch.finfo(gt.dtype).max
+    low = torch.where(vis.unsqueeze(-1), gt, big).amin(dim=1)  # (n, 2)
+    high = torch.where(vis.unsqueeze(-1), gt, -big).amax(dim=1)
+    return ((cells.unsqueeze(0) >= low.unsqueeze(1)) & (cells.unsqueeze(0) <= high.unsqueeze(1))).all(dim=-1)
+
+
+def _rotated_error_chance(
+    pred: torch.Tensor, gt: torch.Tensor, vis: torch.Tensor, wrong: torch.Tensor, radius: float, angles: int
+) -> float:
+    """Mean over wrong predictions of the share of their error vector's rotations that land near another keypoint.
+
+    Prediction ``(b, k)`` with error ``e = pred - gt_k`` is moved to
+    ``gt_k + R(θ) e`` for ``θ = 2π j / angles``, ``j = 0 .. angles-1`` (an
+    exact quadrature of a uniformly random direction, no random numbers). Its
+    length is kept, so every rotated prediction is still wrong; it may leave
+    the map (then it lands on no keypoint).
+    """
+    b_idx, k_idx = torch.nonzero(wrong, as_tuple=True)
+    if b_idx.numel() == 0:
+        return float("nan")
+    theta = torch.arange(angles, device=pred.device, dtype=torch.float64) * (2 * torch.pi / angles)
+    cos, sin = theta.cos().to(pred.dtype), theta.sin().to(pred.dtype)
+    k = vis.shape[1]
+    chunk = max(1, (1 << 24) // max(1, angles * k))
+    hits = torch.zeros((), dtype=torch.float64, device=pred.device)
+    for start in range(0, b_idx.numel(), chunk):
+        bs, ks = b_idx[start : start + chunk], k_idx[start : start + chunk]
+        own = gt[bs, ks]  # (n, 2)
+        error = pred[bs, ks] - own
+        turned = torch.stack(  # (n, angles, 2): R(θ) e for every angle
+            [cos * error[:, :1] - sin * error[:, 1:], sin * error[:, :1] + cos * error[:, 1:]], dim=-1
+        )
+        moved = own.unsqueeze(1) + turned
+        dist = torch.cdist(moved, gt[bs])  # (n, angles, K)
+        others = vis[bs] & (torch.arange(k, device=pred.device) != ks.unsqueeze(1))  # (n, K)
+        near = ((dist < radius) & others.unsqueeze(1)).any(dim=-1)  # (n, angles)
+        hits += near.double().mean(dim=-1).sum()
+    return float(hits) / b_idx.numel()
+
+
+@dataclass(frozen=True)
+class ChanceBaselines:
+    """How often wrong predictions land on another keypoint, measured and under three chance models.
+
+    Each chance share is a mean over the same wrong predictions of the
+    probability that a chance version of that prediction lands within
+    ``radius`` of another visible keypoint:
+
+    Attributes:
+        on_other: Measured share (:attr:`LandingResult.on_other`).
+        uniform_image: (a) a cell uniform over the whole ``H x W`` map, among
+            the cells that would be wrong (:attr:`LandingResult.chance`).
+        uniform_box: (b) a cell uniform inside the bounding box of the
+            sample's visible keypoints, among the cells that would be wrong:
+            errors that know where the object is, not where its keypoints are.
+        rotated_errors: (c) the prediction's own error vector turned to a
+            uniformly random direction around its true keypoint: errors of the
+            same length, in no preferred direction.
+        n_wrong: Number of wrong predictions.
+        radius: The landing radius.
+    """
+
+    on_other: float
+    uniform_image: float
+    uniform_box: float
+    rotated_errors: float
+    n_wrong: int
+    radius: float
+
+    @property
+    def strongest(self) -> float:
+        """The highest of the three chance shares (NaN only when all are NaN)."""
+        shares = [s for s in (self.uniform_image, self.uniform_box, self.rotated_errors) if s == s]
+        return max(shares) if shares else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        """``on_other / strongest``: how much more often errors land on keypoints than the best chance model says."""
+        return self.on_other / self.strongest if self.strongest > 0 else float("nan")
+
+
+def landing_chance(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    visible: torch.Tensor,
+    radius: float = DEFAULT_THRESHOLD,
+    *,
+    map_size: int | Sequence[int] = 64,
+    angles: int = 360,
+) -> ChanceBaselines:
+    """The landing share of :func:`error_landing` beside three chance models of the same wrong predictions.
+
+    The paper's sparse spatial density says errors land on other keypoints
+    *more than chance*; which chance matters. Keypoints of a hand lie closer
+    together than a typical landing radius, so even errors that ignore the
+    skeleton hit one often. See :class:`ChanceBaselines` for the models;
+    compare the measured share with :attr:`ChanceBaselines.strongest`.
+
+    Args:
+        pred: ``(B, K, 2)`` predicted positions (cells).
+        gt: ``(B, K, 2)`` true positions (NaN allowed where invisible).
+        visible: ``(B, K)`` visibility.
+        radius: Landing (and correctness) radius, as in :func:`error_landing`.
+        map_size: ``H`` or ``(H, W)`` of the map, for models (a) and (b).
+        angles: Directions of the quadrature of model (c).
+
+    Returns:
+        A :class:`ChanceBaselines` (NaN shares when nothing is wrong).
+
+    >>> gt = torch.tensor([[[0.0, 0.0], [10.0, 0.0]]])
+    >>> pred = torch.tensor([[[0.0, 10.0], [10.0, 0.0]]])  # keypoint 0 is 10 cells off, on background
+    >>> result = landing_chance(pred, gt, torch.ones(1, 2), radius=3.0, map_size=16)
+    >>> result.on_other, round(result.rotated_errors * 360)  # 35 of 360 directions (|θ| <= 17°) hit keypoint 1
+    (0.0, 35)
+    """
+    landing = error_landing(pred, gt, visible, radius, map_size=map_size)
+    if not isinstance(angles, int) or isinstance(angles, bool) or angles < 1:
+        raise ValueError(f"angles must be a positive int, got {angles!r}")
+    vis = as_visibility("visible", visible, pred.shape[:2])
+    height, width = as_size("map_size", map_size)
+    clean = torch.nan_to_num(gt)
+    wrong = landing.landing >= 0
+    return ChanceBaselines(
+        on_other=landing.on_other,
+        uniform_image=landing.chance,
+        uniform_box=_chance_on_other(clean, vis, wrong, float(radius), height, width, in_box=True),
+        rotated_errors=_rotated_error_chance(pred, clean, vis, wrong, float(radius), angles),
+        n_wrong=landing.n_wrong,
+        radius=landing.radius,
+    )

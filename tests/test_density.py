@@ -244,6 +244,44 @@ def test_ground_false_coverage_excludes_the_keypoint_itself():
     assert density.ground_false_coverage(false, pred, both, mass=0.5, keypoint=1).n == 1
 
 
+def test_ground_false_discrimination_separates_confusions_from_correct_predictions():
+    # Sample 0: keypoint 0 predicted on keypoint 1 (wrong, covered); sample 1: keypoint 0 correct, far from
+    # the others (not covered). Keypoints 1 and 2 are correct and far apart, except that sample 0's
+    # keypoint 1 shares its cell with the misplaced keypoint 0, so its P_F covers it: 1 of 5 correct.
+    cells = [[(10, 3), (10, 3), (5, 12)], [(1, 14), (10, 3), (5, 12)]]
+    _, false = pseudo_labels(_peaked_logits(cells))
+    pred = torch.tensor(cells, dtype=torch.float32)
+    wrong = torch.tensor([[True, False, False], [False, False, False]])
+    visible = torch.ones(2, 3, dtype=torch.bool)
+    result = density.ground_false_discrimination(false, pred, wrong, visible, mass=0.5)
+    assert (result.wrong.n, result.wrong.share) == (1, 1.0)
+    assert (result.correct.n, result.correct.share) == (5, 0.2)
+    assert result.gap == pytest.approx(0.8)
+    # each part is ground_false_coverage of its own set
+    assert result.correct == density.ground_false_coverage(false, pred, visible & ~wrong, mass=0.5)
+
+
+def test_ground_false_discrimination_of_a_plateau_is_zero():
+    # A P_F that is flat over the whole map covers every prediction, right or wrong: no discrimination.
+    flat = torch.ones(3, 4, 8, 8)
+    pred = torch.rand(3, 4, 2, generator=torch.Generator().manual_seed(0)) * 7
+    wrong = torch.tensor([[True, False, True, False]] * 3)
+    result = density.ground_false_discrimination(flat, pred, wrong, torch.ones(3, 4, dtype=torch.bool), mass=1.0)
+    assert result.wrong.share == result.correct.share == 1.0 and result.gap == 0.0
+
+
+def test_ground_false_discrimination_ignores_invisible_and_checks_shapes():
+    maps = torch.ones(1, 2, 4, 4)
+    pred = torch.zeros(1, 2, 2)
+    visible = torch.tensor([[True, False]])
+    result = density.ground_false_discrimination(maps, pred, torch.tensor([[False, True]]), visible, mass=1.0)
+    assert result.wrong.n == 0 and result.correct.n == 1
+    with pytest.raises(ValueError, match="visible"):
+        density.ground_false_discrimination(
+            maps, pred, torch.tensor([[False, True]]), torch.ones(1, 3, dtype=torch.bool)
+        )
+
+
 def test_ground_false_coverage_from_labels_skips_empty_maps():
     # Maps built from true positions: keypoint 2 is invisible in sample 1, keypoints 1 and 2 in sample 0.
     gt = torch.tensor([[[2.0, 2.0], [9.0, 9.0], [4.0, 12.0]], [[3.0, 3.0], [12.0, 4.0], [0.0, 0.0]]])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from regdakit.keypoints import BODY16, HAND21
-from regdakit.metrics import error_landing, pck, pck_threshold
+from regdakit.metrics import error_landing, landing_chance, pck, pck_threshold
 
 
 def test_pck_hand_case_with_invisible_and_threshold_strict():
@@ -169,3 +169,77 @@ def test_error_landing_equals_plain_loop():
 def test_bad_input(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+# --- chance models of where errors land (landing_chance) -------------------------------------------------
+
+
+def test_landing_chance_box_hand_computed():
+    # Two keypoints on a line: the box is the 5 cells (0..4, 0). Keypoint 0's wrong cells are the 3 at
+    # x >= 2 (radius 1.5), 2 of which (x = 3, 4) lie within 1.5 of keypoint 1; the same by symmetry for 1.
+    gt = torch.tensor([[[0.0, 0.0], [4.0, 0.0]]])
+    pred = torch.tensor([[[0.0, 9.0], [4.0, 9.0]]])
+    r = landing_chance(pred, gt, torch.ones(1, 2), radius=1.5, map_size=10)
+    assert r.n_wrong == 2 and r.on_other == 0.0
+    assert r.uniform_box == pytest.approx(2 / 3)
+    # the whole map: 4 cells lie within 1.5 of (0, 0) (the corner), 6 within 1.5 of (4, 0) (the edge);
+    # keypoint 0 hits 6 of its 96 wrong cells, keypoint 1 hits 4 of its 94
+    assert r.uniform_image == pytest.approx((6 / 96 + 4 / 94) / 2)
+    assert r.strongest == r.uniform_box and r.ratio == 0.0
+
+
+def test_landing_chance_rotation_hand_computed():
+    # Error of length 10 around (0, 0); keypoint 1 at (10, 0) is hit when the turned error is within
+    # 2 asin(3 / 20) = 17.26 degrees of it: 35 of 360 whole-degree directions.
+    gt = torch.tensor([[[0.0, 0.0], [10.0, 0.0]]])
+    pred = torch.tensor([[[0.0, -10.0], [10.0, 0.0]]])
+    assert landing_chance(pred, gt, torch.ones(1, 2), radius=3.0, map_size=16).rotated_errors == pytest.approx(35 / 360)
+    # a fine quadrature tends to the exact probability
+    fine = landing_chance(pred, gt, torch.ones(1, 2), radius=3.0, map_size=16, angles=36000).rotated_errors
+    assert fine == pytest.approx(2 * math.asin(0.15) / math.pi, abs=1e-4)
+
+
+def test_landing_chance_equals_plain_loops():
+    g = torch.Generator().manual_seed(5)
+    gt = torch.rand(5, 6, 2, generator=g) * 12 + 4
+    pred = torch.where(
+        torch.rand(5, 6, 1, generator=g) < 0.5,
+        gt[:, torch.randperm(6, generator=g)],
+        torch.rand(5, 6, 2, generator=g) * 20,
+    )
+    vis = torch.rand(5, 6, generator=g) > 0.2
+    radius, size, angles = 2.0, 20, 72
+    r = landing_chance(pred, gt, vis, radius, map_size=size, angles=angles)
+    box_shares, turned_shares = [], []
+    for i in range(5):
+        seen = [gt[i, j].tolist() for j in range(6) if vis[i, j]]
+        xs, ys = [p[0] for p in seen], [p[1] for p in seen]
+        box = [(x, y) for y in range(size) for x in range(size) if min(xs) <= x <= max(xs) and min(ys) <= y <= max(ys)]
+        for k in range(6):
+            own = gt[i, k].tolist()
+            if not vis[i, k] or math.dist(pred[i, k].tolist(), own) < radius:
+                continue
+            others = [gt[i, j].tolist() for j in range(6) if j != k and vis[i, j]]
+            allowed = [c for c in box if math.dist(c, own) >= radius]
+            if allowed:
+                box_shares.append(sum(any(math.dist(c, o) < radius for o in others) for c in allowed) / len(allowed))
+            ex, ey = pred[i, k, 0].item() - own[0], pred[i, k, 1].item() - own[1]
+            hits = 0
+            for a in range(angles):
+                t = 2 * math.pi * a / angles
+                moved = (own[0] + math.cos(t) * ex - math.sin(t) * ey, own[1] + math.sin(t) * ex + math.cos(t) * ey)
+                hits += any(math.dist(moved, o) < radius for o in others)
+            turned_shares.append(hits / angles)
+    assert r.n_wrong == len(turned_shares) > 0
+    assert r.uniform_box == pytest.approx(sum(box_shares) / len(box_shares), rel=1e-6)
+    assert r.rotated_errors == pytest.approx(sum(turned_shares) / len(turned_shares), rel=1e-6)
+    assert r.uniform_image == error_landing(pred, gt, vis, radius, map_size=size).chance
+
+
+def test_landing_chance_nothing_wrong_and_bad_angles():
+    gt = torch.tensor([[[1.0, 1.0], [5.0, 5.0]]])
+    r = landing_chance(gt.clone(), gt, torch.ones(1, 2), radius=1.0, map_size=8)
+    assert r.n_wrong == 0 and all(math.isnan(v) for v in (r.on_other, r.uniform_box, r.rotated_errors, r.strongest))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="angles must be a positive int"):
+            landing_chance(gt, gt, torch.ones(1, 2), map_size=8, angles=bad)
