@@ -623,3 +623,28 @@ def test_exercise_notebooks_conftest_turns_the_switch_on(monkeypatch):
     monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "0")
     runpy.run_path(str(ROOT / "notebooks" / "exercises" / "conftest.py"))
     assert ex.solutions_on()
+
+
+# --- the package's public API ---------------------------------------------------------------------
+
+
+def test_the_package_offers_the_public_api_its_callers_use():
+    # The notebooks, their sources and these tests import only from `regdakit.exercises`; the modules
+    # behind it (framework, one per topic) may move, these names may not.
+    assert ex.__all__ == [
+        "SOLUTIONS_VARIABLE",
+        "EXERCISES",
+        "Feedback",
+        "solutions_on",
+        "exercise",
+        "solution",
+        "verify",
+        "check_encode",
+        "check_pck",
+        "check_ground_false",
+        "check_ground_false_distribution",
+        "check_kl_loss",
+        "check_ground_false_loss",
+    ]
+    assert all(getattr(ex, name) is not None for name in ex.__all__)
+    assert sorted(ex.EXERCISES) == sorted(c.__name__.removeprefix("check_") for c in CHECKERS)
