@@ -1,4 +1,4 @@
-"""Heatmap losses: mean squared error and the spatial KL divergence.
+"""Heatmap losses: mean squared error, the spatial KL divergence and the L1 distance of distributions.
 
 Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells.
 ``weight`` is ``(B, K)``, typically the visibility from
@@ -7,7 +7,9 @@ Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells.
 The KL loss treats each keypoint's map as a distribution over the ``H·W``
 cells: the prediction is ``softmax`` of the logits, the target is the target
 map normalised to sum 1. It is the loss the paper trains with and the basis of
-``L_T`` and ``L_F`` (:mod:`regdakit.disparity`).
+``L_T`` and ``L_F`` (:mod:`regdakit.disparity`). The L1 distance between two
+such distributions is MCD's discrepancy on heatmaps
+(:func:`heatmap_discrepancy`) and the toy's L1 disparity (:mod:`regdakit.toy`).
 
 >>> logits = torch.zeros(1, 1, 2, 2)
 >>> target = torch.full((1, 1, 2, 2), 0.25)
@@ -21,7 +23,15 @@ import torch
 
 from regdakit._validation import check_nonempty, check_same_leading, check_tensor
 
-__all__ = ["mse_heatmap_loss", "kl_heatmap_loss", "kl_per_keypoint", "normalize_heatmaps"]
+__all__ = [
+    "mse_heatmap_loss",
+    "kl_heatmap_loss",
+    "kl_per_keypoint",
+    "normalize_heatmaps",
+    "spatial_softmax",
+    "l1_heatmap_distance",
+    "heatmap_discrepancy",
+]
 
 
 def _check_weight(weight: torch.Tensor | None, pred: torch.Tensor) -> torch.Tensor | None:
@@ -134,3 +144,71 @@ def kl_heatmap_loss(
     if w is not None:
         kl = kl * w.to(kl.dtype)
     return kl.mean()
+
+
+def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Each keypoint's distribution over the ``H·W`` cells: ``softmax`` of its logit map.
+
+    Computed in the logits' dtype (unlike :func:`kl_per_keypoint`, which
+    promotes to fp32 for its logarithms): MCD's discrepancy has always been so.
+
+    Args:
+        logits: ``(B, K, H, W)`` raw head outputs (``-inf`` allowed: a cell with no mass).
+
+    Returns:
+        ``(B, K, H, W)`` maps that each sum to 1.
+    """
+    return torch.softmax(logits.flatten(2), dim=-1).reshape(logits.shape)
+
+
+def l1_heatmap_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``mean_{b,k} sum_{h,w} |p - q|``: the L1 distance of two distributions per map, averaged over ``B·K``.
+
+    In [0, 2] for distributions (twice the total-variation distance): 0 when
+    they are equal, 2 when they do not overlap. Summed over the cells, not
+    averaged: with 1024 cells as "classes" a mean would shrink it 1000-fold.
+
+    Args:
+        p: ``(B, K, H, W)`` distributions (e.g. :func:`spatial_softmax` of a head).
+        q: ``(B, K, H, W)`` distributions (another head, or a normalised target).
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        ValueError: Not ``(B, K, H, W)`` or the shapes differ.
+    """
+    check_tensor("p", p, ("B", "K", "H", "W"), finite=False)
+    check_tensor("q", q, ("B", "K", "H", "W"), finite=False)
+    if p.shape != q.shape:
+        raise ValueError(f"p {tuple(p.shape)} and q {tuple(q.shape)} must have the same shape")
+    return (p - q).flatten(2).abs().sum(dim=-1).mean()
+
+
+def heatmap_discrepancy(logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
+    """MCD's discrepancy on heatmaps: the L1 distance between two heads' spatial distributions.
+
+    ``d = mean_{b,k} sum_{h,w} |softmax(logits_1[b, k]) - softmax(logits_2[b, k])|`` in [0, 2]
+    (Saito et al., CVPR 2018, Eq. 1, with the ``H·W`` cells as classes; see
+    :mod:`regdakit.methods.mcd` for why the cells are summed).
+
+    Args:
+        logits_1: ``(B, K, H, W)`` heatmap logits of one head.
+        logits_2: ``(B, K, H, W)`` of the other.
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        ValueError: Not ``(B, K, H, W)`` or the shapes differ.
+
+    >>> a = torch.tensor([[[[0.0, 0.0]]]])                # uniform over 2 cells
+    >>> b = torch.tensor([[[[0.0, -float("inf")]]]])      # all mass on cell 0
+    >>> float(heatmap_discrepancy(a, b))                  # |0.5 - 1| + |0.5 - 0|
+    1.0
+    """
+    check_tensor("logits_1", logits_1, ("B", "K", "H", "W"), finite=False)
+    check_tensor("logits_2", logits_2, ("B", "K", "H", "W"), finite=False)
+    if logits_1.shape != logits_2.shape:
+        raise ValueError(f"logits_1 {tuple(logits_1.shape)} and logits_2 {tuple(logits_2.shape)} must match")
+    return l1_heatmap_distance(spatial_softmax(logits_1), spatial_softmax(logits_2))

@@ -3,7 +3,15 @@ import math
 import pytest
 import torch
 
-from regdakit.losses import kl_heatmap_loss, kl_per_keypoint, mse_heatmap_loss, normalize_heatmaps
+from regdakit.losses import (
+    heatmap_discrepancy,
+    kl_heatmap_loss,
+    kl_per_keypoint,
+    l1_heatmap_distance,
+    mse_heatmap_loss,
+    normalize_heatmaps,
+    spatial_softmax,
+)
 
 
 def test_mse_hand_case_and_weight():
@@ -78,6 +86,36 @@ def test_kl_bf16_logits_computed_in_fp32():
     torch.testing.assert_close(low, kl_per_keypoint(logits.bfloat16().float(), target))
 
 
+def test_spatial_softmax_is_a_distribution_per_map_over_its_cells():
+    logits = torch.randn(2, 3, 4, 5)
+    probs = spatial_softmax(logits)
+    assert probs.shape == logits.shape and probs.dtype == logits.dtype
+    torch.testing.assert_close(probs.sum(dim=(-2, -1)), torch.ones(2, 3))
+    # Softmax over the 20 cells of a map, not over a row or over the keypoints.
+    torch.testing.assert_close(probs[1, 2], torch.softmax(logits[1, 2].flatten(), 0).reshape(4, 5))
+
+
+def test_l1_distance_sums_cells_and_averages_maps_plain_loop():
+    p = normalize_heatmaps(torch.rand(2, 3, 4, 4, dtype=torch.float64))
+    q = normalize_heatmaps(torch.rand(2, 3, 4, 4, dtype=torch.float64))
+    per_map = [float((p[b, k] - q[b, k]).abs().sum()) for b in range(2) for k in range(3)]
+    assert l1_heatmap_distance(p, q).item() == pytest.approx(sum(per_map) / 6, rel=1e-12)
+    assert l1_heatmap_distance(p, p).item() == 0.0
+    disjoint = torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+    other = disjoint.clone()
+    disjoint[..., 0] = other[..., 1] = 1.0
+    assert l1_heatmap_distance(disjoint, other).item() == 2.0  # no overlap: the maximum
+
+
+def test_heatmap_discrepancy_is_the_l1_distance_of_both_spatial_softmaxes():
+    a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    assert torch.equal(heatmap_discrepancy(a, b), l1_heatmap_distance(spatial_softmax(a), spatial_softmax(b)))
+    # -inf logits are allowed: a cell with no mass (value checks would otherwise reject them).
+    peak = torch.full((1, 1, 1, 2), -float("inf"))
+    peak[..., 0] = 0.0
+    assert heatmap_discrepancy(peak, torch.zeros(1, 1, 1, 2)).item() == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -97,6 +135,15 @@ def test_kl_bf16_logits_computed_in_fp32():
         (
             lambda: kl_heatmap_loss(torch.full((1, 1, 2, 2), float("nan")), torch.zeros(1, 1, 2, 2)),
             "logits contains NaN",
+        ),
+        (
+            lambda: l1_heatmap_distance(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4)),
+            r"p \(1, 2, 4, 4\) and q \(1, 3, 4, 4\) must have the same shape",
+        ),
+        (lambda: l1_heatmap_distance(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4)), r"p must have shape \(B, K, H, W\)"),
+        (
+            lambda: heatmap_discrepancy(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 5)),
+            r"logits_1 \(1, 2, 4, 4\) and logits_2 \(1, 2, 4, 5\) must match",
         ),
     ],
 )

@@ -15,7 +15,7 @@ of each keypoint's heatmap. One iteration, every step a minimisation:
 
 Choices the keypoint version forces (the MCD paper has classes, not heatmaps):
 
-* The discrepancy ``d`` (:func:`heatmap_discrepancy`) is the L1 distance
+* The discrepancy ``d`` (:func:`regdakit.losses.heatmap_discrepancy`, re-exported here) is the L1 distance
   between the two heads' *spatial* softmax distributions, summed over the
   cells and averaged over keypoints and images: MCD's ``|p1 - p2|`` with the
   ``H·W`` cells as classes. MCD averages over its ~10 classes; averaging over
@@ -43,7 +43,8 @@ from typing import Any
 
 import torch
 
-from regdakit._validation import check_positive, check_tensor
+from regdakit._validation import check_positive
+from regdakit.losses import heatmap_discrepancy
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
 from regdakit.methods.recipe import SGDRecipe, minimise
@@ -87,33 +88,6 @@ class Config(SGDRecipe):
             raise ValueError(f"feature_steps must be >= 1, got {self.feature_steps}")
         if self.source_loss not in ("kl", "mse"):
             raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
-
-
-def heatmap_discrepancy(logits_1: torch.Tensor, logits_2: torch.Tensor) -> torch.Tensor:
-    """L1 distance between two heads' spatial distributions, the MCD discrepancy on heatmaps.
-
-    ``d = mean_{b,k} sum_{cells} |softmax(logits_1[b, k]) - softmax(logits_2[b, k])|``, in [0, 2];
-    0 when the heads agree, 2 when their distributions do not overlap.
-
-    Args:
-        logits_1: ``(B, K, H, W)`` heatmap logits of one head.
-        logits_2: ``(B, K, H, W)`` of the other.
-
-    Returns:
-        Scalar tensor.
-
-    >>> a = torch.tensor([[[[0.0, 0.0]]]])                # uniform over 2 cells
-    >>> b = torch.tensor([[[[0.0, -float("inf")]]]])      # all mass on cell 0
-    >>> float(heatmap_discrepancy(a, b))                  # |0.5 - 1| + |0.5 - 0|
-    1.0
-    """
-    check_tensor("logits_1", logits_1, ("B", "K", "H", "W"), finite=False)
-    check_tensor("logits_2", logits_2, ("B", "K", "H", "W"), finite=False)
-    if logits_1.shape != logits_2.shape:
-        raise ValueError(f"logits_1 {tuple(logits_1.shape)} and logits_2 {tuple(logits_2.shape)} must match")
-    p1 = torch.softmax(logits_1.flatten(2), dim=-1)  # (B, K, H*W)
-    p2 = torch.softmax(logits_2.flatten(2), dim=-1)
-    return (p1 - p2).abs().sum(-1).mean()
 
 
 def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
