@@ -1,4 +1,4 @@
-"""Ground-truth and ground-false pseudo-labels and RegDA's two losses.
+"""Ground-truth and ground-false pseudo-labels, RegDA's two disparities and the Table-2 objectives.
 
 Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells.
 
@@ -10,31 +10,61 @@ For the main head's prediction ``ŷ`` (the argmax of each logit map):
   keypoint ``k`` is most likely mistaken for, i.e. the other keypoints;
 * ground-false distribution (Eq. 2) ``P_F(ŷ_k) = H_F(ŷ_k) / Σ_{h,w} H_F(ŷ_k)``.
 
-RegDA replaces the minimax game on a disparity by two minimisations:
-``L_T = KL(H(ŷ) || f')`` and ``L_F = KL(P_F(ŷ) || f')`` (DESIGN.md §1). The
-KL normalises its target, so passing ``H_F`` is the same as passing ``P_F``.
+RegDA (Jiang et al., CVPR 2021) replaces the minimax game on a disparity by
+the minimisation of two opposite goals: the ground-truth disparity
+``L_T = KL(H(ŷ) || f')`` and the ground-false disparity
+``L_F = KL(P_F(ŷ) || f')``, both the spatial KL of
+:func:`regdakit.losses.kl_heatmap_loss`. The KL normalises its target, so
+passing ``H_F`` is the same as passing ``P_F``.
+
+Each disparity has one implementation, of the pseudo-labels
+(:func:`ground_truth_disparity`, :func:`ground_false_disparity`: the trainer
+computes the labels once per target batch and reuses them), and a spelling of
+the main head's logits on top of it (:func:`ground_truth_loss`,
+:func:`ground_false_loss`: the labels are computed inside).
+
+The paper's Table 2 ablates which player minimises what. Each objective below
+is ``(adv_logits, truth, false) -> scalar`` that a player *minimises*; a
+maximisation is the negated disparity: :func:`minimise_false` (``L_F``),
+:func:`minimise_truth` (``L_T``), :func:`maximise_truth` (``-L_T``, DD's
+adversary), :func:`maximise_false` (``-L_F``), and :func:`maximise_truth_l1`,
+the L1 version of ``-L_T`` that notebook 03 compares.
+:data:`regdakit.methods.regda.OBJECTIVES` pairs them into the trainer's
+variants and :func:`regdakit.toy.adversary_loss` names them for notebook 03.
 
 >>> logits = torch.zeros(1, 2, 8, 8)
 >>> logits[0, 0, 2, 2] = logits[0, 1, 5, 6] = 1.0
 >>> truth, false = pseudo_labels(logits)
 >>> torch.allclose(false[:, 0], truth[:, 1]), torch.allclose(false[:, 1], truth[:, 0])
 (True, True)
+>>> bool(maximise_truth(logits, truth, false) == -ground_truth_loss(logits, logits))
+True
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
 from regdakit._validation import check_nonempty, check_positive, check_tensor
 from regdakit.heatmaps import _gaussians
-from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
+from regdakit.losses import kl_heatmap_loss, l1_heatmap_distance, normalize_heatmaps, spatial_softmax
 
 __all__ = [
+    "Objective",
     "pseudo_labels",
     "ground_false_from_truth",
     "ground_false_distribution",
+    "ground_truth_disparity",
+    "ground_false_disparity",
     "ground_truth_loss",
     "ground_false_loss",
+    "minimise_false",
+    "minimise_truth",
+    "maximise_truth",
+    "maximise_false",
+    "maximise_truth_l1",
 ]
 
 
@@ -111,13 +141,53 @@ def _check_heads(adv_logits: torch.Tensor, main_logits: torch.Tensor) -> None:
         )
 
 
+def ground_truth_disparity(
+    adv_logits: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``L_T = KL(H(ŷ) || softmax(f'))``, RegDA's ground-truth disparity, against a given ``H(ŷ)``.
+
+    The one implementation of ``L_T``: :func:`ground_truth_loss`, the trainer's
+    step A and the objectives below call it.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ground-truth pseudo-labels ``H(ŷ)`` (:func:`pseudo_labels`; any scale).
+        weight: Optional ``(B, K)`` weights (source visibility; never target labels).
+
+    Returns:
+        Scalar tensor: the KL of each map, times ``weight``, averaged over ``B·K``
+        (:func:`regdakit.losses.kl_heatmap_loss`; zero-weight keypoints count in the mean).
+    """
+    return kl_heatmap_loss(adv_logits, truth, weight)
+
+
+def ground_false_disparity(
+    adv_logits: torch.Tensor, false: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``L_F = KL(P_F(ŷ) || softmax(f'))``, RegDA's ground-false disparity, against a given ``H_F(ŷ)``.
+
+    The one implementation of ``L_F``. Passing ``H_F`` (Eq. 1) is passing
+    ``P_F`` (Eq. 2): the KL normalises its target; an all-zero ``H_F`` (a
+    single keypoint) gives exactly 0.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        false: ``(B, K, H, W)`` ground-false pseudo-labels ``H_F(ŷ)`` or ``P_F(ŷ)``.
+        weight: Optional ``(B, K)`` weights.
+
+    Returns:
+        Scalar tensor, averaged over ``B·K`` as :func:`ground_truth_disparity`.
+    """
+    return kl_heatmap_loss(adv_logits, false, weight)
+
+
 def ground_truth_loss(
     adv_logits: torch.Tensor,
     main_logits: torch.Tensor,
     sigma: float = 2.0,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``L_T``: KL of the adversarial head against the main head's ``H(ŷ)``.
+    """``L_T`` of the main head's logits: :func:`ground_truth_disparity` against ``H(ŷ)`` of ``main_logits``.
 
     The pseudo-label comes from ``main_logits.detach()``: ``L_T`` never trains
     the main head ``f``; only ``f'`` and, through it, the features ``psi``.
@@ -133,7 +203,7 @@ def ground_truth_loss(
     """
     _check_heads(adv_logits, main_logits)
     truth, _ = pseudo_labels(main_logits, sigma)
-    return kl_heatmap_loss(adv_logits, truth, weight)
+    return ground_truth_disparity(adv_logits, truth, weight)
 
 
 def ground_false_loss(
@@ -142,7 +212,7 @@ def ground_false_loss(
     sigma: float = 2.0,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``L_F``: KL of the adversarial head against ``P_F(ŷ)`` (Eq. 2).
+    """``L_F`` of the main head's logits: :func:`ground_false_disparity` against ``P_F(ŷ)`` of ``main_logits``.
 
     Minimising it moves ``f'`` towards the places the main head would
     plausibly confuse keypoint ``k`` with: RegDA's replacement for maximising
@@ -159,4 +229,90 @@ def ground_false_loss(
     """
     _check_heads(adv_logits, main_logits)
     _, false = pseudo_labels(main_logits, sigma)
-    return kl_heatmap_loss(adv_logits, false, weight)
+    return ground_false_disparity(adv_logits, false, weight)
+
+
+# --------------------------------------------------------------------------
+# Table 2's objectives. Each is what one player minimises, from f''s logits and
+# f's pseudo-labels; the unused label is in the signature so that a method can
+# swap objectives without knowing which label each one reads.
+# --------------------------------------------------------------------------
+
+#: ``(adv_logits, truth, false) -> scalar``, each ``(B, K, H, W)``: the loss a player descends.
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def minimise_false(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``L_F``: RegDA's step B, ``f'`` moves towards ``P_F(ŷ)`` (the other keypoints).
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)`` (unused).
+        false: ``(B, K, H, W)`` ``H_F(ŷ)``.
+
+    Returns:
+        Scalar tensor.
+    """
+    return ground_false_disparity(adv_logits, false)
+
+
+def minimise_truth(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``L_T``: RegDA's (and DD's) step C, the features make ``f'`` agree with ``f`` again.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``.
+        false: ``(B, K, H, W)`` ``H_F(ŷ)`` (unused).
+
+    Returns:
+        Scalar tensor.
+    """
+    return ground_truth_disparity(adv_logits, truth)
+
+
+def maximise_truth(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``-L_T``: DD's adversary, ``f'`` maximises its disagreement with ``f`` (Table 2's first row).
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``.
+        false: ``(B, K, H, W)`` ``H_F(ŷ)`` (unused).
+
+    Returns:
+        Scalar tensor, <= 0.
+    """
+    return -ground_truth_disparity(adv_logits, truth)
+
+
+def maximise_false(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``-L_F``: Table 2's ``ψ max L_F`` row, the features push ``f'`` away from ``P_F(ŷ)``.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)`` (unused).
+        false: ``(B, K, H, W)`` ``H_F(ŷ)``.
+
+    Returns:
+        Scalar tensor, <= 0.
+    """
+    return -ground_false_disparity(adv_logits, false)
+
+
+def maximise_truth_l1(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``-L1(softmax(f'), H(ŷ) / Σ H(ŷ))``: an adversary maximising the L1 disparity MCD uses.
+
+    :func:`regdakit.losses.l1_heatmap_distance` against the normalised
+    ground truth; MCD (:func:`regdakit.losses.heatmap_discrepancy`) takes the
+    same distance against ``f``'s own softmax instead. Not in the trainer:
+    notebook 03 shows that it, like :func:`maximise_truth`, moves the variance
+    of ``f'`` and not its mean.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``.
+        false: ``(B, K, H, W)`` ``H_F(ŷ)`` (unused).
+
+    Returns:
+        Scalar tensor in [-2, 0].
+    """
+    return -l1_heatmap_distance(spatial_softmax(adv_logits), normalize_heatmaps(truth))

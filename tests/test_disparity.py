@@ -1,15 +1,18 @@
 import pytest
 import torch
 
+from regdakit import disparity
 from regdakit.disparity import (
+    ground_false_disparity,
     ground_false_distribution,
     ground_false_from_truth,
     ground_false_loss,
+    ground_truth_disparity,
     ground_truth_loss,
     pseudo_labels,
 )
 from regdakit.heatmaps import encode
-from regdakit.losses import kl_heatmap_loss
+from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
 
 
 def test_ground_truth_is_encode_at_the_argmax():
@@ -76,6 +79,76 @@ def test_losses_are_kl_against_detached_pseudo_labels():
     (ground_truth_loss(adv, main) + ground_false_loss(adv, main)).backward()
     assert main.grad is None  # the main head is never trained by L_T or L_F
     assert adv.grad is not None and adv.grad.abs().sum() > 0
+
+
+def test_the_losses_of_main_logits_are_the_disparities_of_its_pseudo_labels():
+    main = torch.randn(3, 4, 8, 8)
+    adv = torch.randn(3, 4, 8, 8)
+    weight = torch.rand(3, 4)
+    truth, false = pseudo_labels(main, sigma=1.5)
+    for w in (None, weight):
+        assert torch.equal(ground_truth_loss(adv, main, 1.5, w), ground_truth_disparity(adv, truth, w))
+        assert torch.equal(ground_false_loss(adv, main, 1.5, w), ground_false_disparity(adv, false, w))
+
+
+def test_disparities_weight_each_keypoint_and_average_over_b_times_k():
+    adv = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    truth, false = pseudo_labels(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    weight = torch.tensor([[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]], dtype=torch.float64)
+    for loss, label in ((ground_truth_disparity, truth), (ground_false_disparity, false)):
+        per_map = [
+            float(kl_heatmap_loss(adv[b : b + 1, k : k + 1], label[b : b + 1, k : k + 1]))
+            for b in range(2)
+            for k in range(3)
+        ]
+        expected = sum(w * kl for w, kl in zip(weight.flatten().tolist(), per_map, strict=True)) / 6
+        assert loss(adv, label, weight).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_l_f_of_a_single_keypoint_is_exactly_zero_with_zero_gradient():
+    # One keypoint has no other keypoint to be confused with: H_F is all zero.
+    adv = torch.randn(2, 1, 8, 8, requires_grad=True)
+    _, false = pseudo_labels(torch.randn(2, 1, 8, 8))
+    loss = ground_false_disparity(adv, false)
+    loss.backward()
+    assert loss.item() == 0.0 and adv.grad.abs().max() == 0
+
+
+#: Table 2's objectives: (function, disparity it negates or not, the label it reads).
+TABLE2 = {
+    "minimise_false": (disparity.minimise_false, +1, "false"),
+    "minimise_truth": (disparity.minimise_truth, +1, "truth"),
+    "maximise_truth": (disparity.maximise_truth, -1, "truth"),
+    "maximise_false": (disparity.maximise_false, -1, "false"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE2))
+def test_table2_objectives_are_plus_or_minus_one_disparity_of_one_label(name):
+    objective, sign, reads = TABLE2[name]
+    adv = torch.randn(2, 4, 8, 8)
+    truth, false = pseudo_labels(torch.randn(2, 4, 8, 8))
+    disparity_of = {"truth": ground_truth_disparity(adv, truth), "false": ground_false_disparity(adv, false)}
+    assert torch.equal(objective(adv, truth, false), sign * disparity_of[reads])
+    # The other label is not read: replacing it by anything changes nothing.
+    junk = torch.rand(2, 4, 8, 8)
+    args = (adv, truth, junk) if reads == "truth" else (adv, junk, false)
+    assert torch.equal(objective(*args), objective(adv, truth, false))
+
+
+def test_maximise_truth_l1_is_minus_the_l1_distance_to_the_normalised_ground_truth_plain_loop():
+    adv = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    truth, false = pseudo_labels(torch.randn(2, 3, 6, 6, dtype=torch.float64))
+    p = normalize_heatmaps(truth)
+    per_map = [
+        float((torch.softmax(adv[b, k].flatten(), 0) - p[b, k].flatten()).abs().sum())
+        for b in range(2)
+        for k in range(3)
+    ]
+    assert disparity.maximise_truth_l1(adv, truth, false).item() == pytest.approx(-sum(per_map) / 6, rel=1e-12)
+    assert torch.equal(
+        disparity.maximise_truth_l1(adv, truth, torch.rand(2, 3, 6, 6)), disparity.maximise_truth_l1(adv, truth, false)
+    )
 
 
 def test_minimising_l_f_moves_adversary_onto_other_keypoints():

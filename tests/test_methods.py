@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from regdakit import disparity
 from regdakit.methods import METHODS, adabn, control, dd, erm, regda
 from regdakit.models import pose_resnet
 
@@ -217,11 +218,53 @@ def test_regda_lr_schedule_matches_reference():
 
 def _target_losses(model, x_t, labels):
     """``(L_T, L_F)`` of ``f'`` on a target batch against fixed pseudo-labels, without changing anything."""
-    from regdakit.losses import kl_heatmap_loss
-
     with torch.no_grad():
         y_adv = model.head_adv(model.features(x_t))
-        return kl_heatmap_loss(y_adv, labels.truth).item(), kl_heatmap_loss(y_adv, labels.false).item()
+        return (
+            disparity.ground_truth_disparity(y_adv, labels.truth).item(),
+            disparity.ground_false_disparity(y_adv, labels.false).item(),
+        )
+
+
+#: Table 2 of the paper, written out here independently of regda.OBJECTIVES: (f' in step B, psi in step C).
+TABLE2 = {
+    "regda": (disparity.minimise_false, disparity.minimise_truth),
+    "dd": (disparity.maximise_truth, disparity.minimise_truth),
+    "false_max": (disparity.minimise_false, disparity.maximise_false),
+}
+
+
+def test_every_trainer_variant_is_in_table2():
+    assert list(regda.OBJECTIVES) == list(TABLE2)
+
+
+@pytest.mark.parametrize("objective", sorted(TABLE2))
+def test_steps_a_b_c_report_the_disparity_objectives_on_their_own_logits(objective):
+    """What steps A, B and C return is regdakit.disparity's L_T / objective on the logits each step sees.
+
+    Each expected value is computed from the same parameters just before the step (train-mode BatchNorm
+    normalises with the batch's statistics, so the extra forward gives the step's own logits).
+    """
+    cfg = regda.Config(objective=objective)
+    model = _model(regda)
+    optimizers = regda.make_optimizers(model, cfg)
+    ((batch_s, batch_t),) = _batches(1)
+    it = 5000
+    loss_b, loss_c = TABLE2[objective]
+
+    with torch.no_grad():
+        y_s, y_s_adv = model(batch_s["image"], step=it)
+    expected_a = disparity.ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
+    assert torch.equal(regda.step_a(model, batch_s, optimizers, cfg, it)["A_truth"], expected_a)
+
+    target = regda.target_pass(model, batch_t["image"], cfg.sigma)
+    with torch.no_grad():
+        expected_b = loss_b(model.head_adv(target.psi.detach()), target.truth, target.false)
+    assert torch.equal(regda.step_b(model, target, optimizers, cfg), expected_b)
+
+    with torch.no_grad():  # f' after B's update, on the same psi (the gradient-scaling layer is the identity forward)
+        expected_c = loss_c(model.head_adv(target.psi.detach()), target.truth, target.false)
+    assert torch.equal(regda.step_c(model, target, optimizers, cfg, it), expected_c)
 
 
 @pytest.mark.parametrize(

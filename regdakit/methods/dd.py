@@ -5,9 +5,10 @@ disparity with the main hypothesis ``f`` on the target minus a margin times
 its disparity on the source (DD's Eq. 4 and the minimax problem of its
 Eq. 8-9). ``f'`` maximises that difference, the features ``psi`` minimise
 it. The RegDA paper adapts DD to keypoints with the heatmap disparity
-``L_T = KL(H(ŷ) || f')`` (:func:`regdakit.disparity.ground_truth_loss`) and
-lists it as the first row of its Table 2: ``f'`` maximises ``L_T``, ``psi``
-minimises ``L_T``. One iteration, every step a minimisation:
+``L_T = KL(H(ŷ) || f')`` (:func:`regdakit.disparity.ground_truth_disparity`) and
+lists it as the first row of its Table 2: ``f'`` maximises ``L_T``
+(:func:`regdakit.disparity.maximise_truth`), ``psi`` minimises ``L_T``
+(:func:`regdakit.disparity.minimise_truth`). One iteration, every step a minimisation:
 
 * A (source, everything trains): ``L_src(f) + margin * trade_off * L_T`` (``f'`` agrees with ``f``
   on the source: the source half of DD's disparity difference, with ``margin`` as DD's ``γ``);

@@ -1,9 +1,11 @@
 """RegDA (Jiang et al., CVPR 2021): the adaptation steps A, B and C after source-only pre-training.
 
-Notation (DESIGN.md §1): ``psi`` the features (backbone + upsampling), ``f``
+Notation of the paper: ``psi`` the features (backbone + upsampling), ``f``
 the main head, ``f'`` the adversarial head, ``H(ŷ)`` the ground-truth and
 ``P_F(ŷ)`` the ground-false pseudo-label of ``f``'s prediction ``ŷ`` (Eq. 1-2),
-``L_T = KL(H(ŷ) || f')`` and ``L_F = KL(P_F(ŷ) || f')``. One iteration:
+the ground-truth disparity ``L_T = KL(H(ŷ) || f')`` and the ground-false
+disparity ``L_F = KL(P_F(ŷ) || f')``, both from :mod:`regdakit.disparity`
+(this module holds the schedule, not the math). One iteration:
 
 * A (source, everything trains): ``L_src(f) + margin * trade_off * L_T(f')``.
 * B (target, ``psi`` and ``f`` fixed): ``f'`` minimises ``trade_off * L_F``; it
@@ -47,15 +49,15 @@ of the image side).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from regdakit import disparity
 from regdakit._validation import check_positive
-from regdakit.disparity import pseudo_labels
-from regdakit.losses import kl_heatmap_loss
+from regdakit.disparity import Objective, ground_truth_loss, pseudo_labels
 from regdakit.methods import recipe
 from regdakit.methods.erm import source_loss
 from regdakit.methods.recipe import SGDRecipe, minimise
@@ -91,42 +93,17 @@ LABEL_KEYS = ("keypoints", "visible", "heatmap", "weight")
 #   "regda":     f' minimises L_F, psi minimises L_T (the paper's);
 #   "dd":        f' maximises L_T, psi minimises L_T (Disparity Discrepancy; Table 2, 65.2 on RHD -> H3D);
 #   "false_max": f' minimises L_F, psi maximises L_F (Table 2, 66.5).
-# A maximisation is written as minimising the negated loss, so every step minimises.
+# The objectives are regdakit.disparity's: a maximisation is the negated
+# disparity, so every step minimises.
 # --------------------------------------------------------------------------
 
-
-def adversary_loss(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
-    """Step B's objective of ``f'``: ``L_F = KL(P_F(ŷ) || softmax(y_t_adv))``.
-
-    The KL normalises its target, so passing ``H_F`` is passing ``P_F`` (Eq. 2).
-    """
-    return kl_heatmap_loss(y_t_adv, false)
-
-
-def feature_loss(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
-    """Step C's objective of ``psi``: ``L_T = KL(H(ŷ) || softmax(y_t_adv))``."""
-    return kl_heatmap_loss(y_t_adv, truth)
-
-
-def truth_disparity_max(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
-    """``-L_T``: minimised by ``f'`` in ``"dd"``, i.e. ``f'`` *maximises* its disagreement with ``f``."""
-    return -kl_heatmap_loss(y_t_adv, truth)
-
-
-def false_disparity_max(y_t_adv: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
-    """``-L_F``: minimised by ``psi`` in ``"false_max"``, i.e. the features push ``f'`` away from ``P_F``."""
-    return -kl_heatmap_loss(y_t_adv, false)
-
-
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-#: name -> (step B's loss of ``f'``, step C's loss of ``psi``), each ``(y_t_adv, truth, false) -> loss``.
-#: The step functions return these values, so for a variant ``B_false`` / ``C_truth`` hold its own
-#: objective (e.g. ``-L_T`` in step B of ``"dd"``).
+#: name -> (step B's loss of ``f'``, step C's loss of ``psi``), each ``(y_t_adv, truth, false) -> loss``
+#: (:data:`regdakit.disparity.Objective`). The step functions return these values, so for a variant
+#: ``B_false`` / ``C_truth`` hold its own objective (e.g. ``-L_T`` in step B of ``"dd"``).
 OBJECTIVES: dict[str, tuple[Objective, Objective]] = {
-    "regda": (adversary_loss, feature_loss),
-    "dd": (truth_disparity_max, feature_loss),
-    "false_max": (adversary_loss, false_disparity_max),
+    "regda": (disparity.minimise_false, disparity.minimise_truth),
+    "dd": (disparity.maximise_truth, disparity.minimise_truth),
+    "false_max": (disparity.minimise_false, disparity.maximise_false),
 }
 
 
@@ -181,7 +158,7 @@ def make_optimizers(
     """Three SGD optimisers, one per player: ``{"psi", "head", "head_adv"}``.
 
     Separate optimisers because each step updates a different subset: the
-    alternating game has no single objective (STYLE.md item 2). ``players``
+    alternating game has no single objective. ``players``
     picks a subset with the same recipe (the control has no ``f'``).
 
     Raises:
@@ -236,17 +213,17 @@ def step_a(
 
     ``L_T`` teaches ``f'`` to agree with ``f`` where ``f`` is trained, so that
     a disagreement on the target means "unfamiliar". Its pseudo-label comes
-    from ``y_s.detach()`` (inside :func:`pseudo_labels`): ``f`` learns only from
-    the labels, never from ``f'``. The source visibility weights are labels we
-    are allowed to use, so they weight both terms (as in the reference).
+    from ``y_s.detach()`` (inside :func:`~regdakit.disparity.ground_truth_loss`):
+    ``f`` learns only from the labels, never from ``f'``. The source visibility
+    weights are labels we are allowed to use, so they weight both terms (as in
+    the reference).
 
     Returns:
         Detached losses ``{"A_source", "A_truth"}``.
     """
     y_s, y_s_adv = model(batch_s["image"], step=it)  # (B, K, H, W) each
     loss_src = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
-    truth, _ = pseudo_labels(y_s, cfg.sigma)
-    loss_truth = kl_heatmap_loss(y_s_adv, truth, batch_s["weight"])
+    loss_truth = ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
     loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
     minimise(loss, optimizers.values())
     return {"A_source": loss_src.detach(), "A_truth": loss_truth.detach()}
