@@ -10,9 +10,12 @@ the left ankle). The adversarial head ``f'`` starts almost in agreement with
 by one of four objectives:
 
 * ``"max_kl"`` / ``"max_l1"``: *maximise* a disparity between ``f'`` and the
-  ground-truth pseudo-label ``H(ŷ)`` of ``f`` (the minimax of MCD / DD);
+  ground-truth pseudo-label ``H(ŷ)`` of ``f`` (the minimax of DD / MCD);
 * ``"min_false"``: RegDA's step B, *minimise* ``L_F = KL(P_F(ŷ) || f')``;
 * ``"min_truth"``: *minimise* ``L_T = KL(H(ŷ) || f')``.
+
+They are the trainer's objectives (:data:`ADVERSARY_OBJECTIVES`), so what the
+toy shows is what a run of :mod:`regdakit.methods.regda` optimises.
 
 The gradient of ``KL(p || softmax(z))`` in the logits is ``softmax(z) - p``:
 maximising it only removes mass from where ``p`` is and gives it to where
@@ -37,13 +40,15 @@ from dataclasses import dataclass
 
 import torch
 
-from regdakit.disparity import pseudo_labels
+from regdakit import disparity
+from regdakit.disparity import Objective, pseudo_labels
 from regdakit.heatmaps import decode, encode, gaussian_heatmaps
-from regdakit.losses import kl_per_keypoint, normalize_heatmaps
+from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
 from regdakit.metrics import LandingResult, error_landing
 
 __all__ = [
     "OBJECTIVES",
+    "ADVERSARY_OBJECTIVES",
     "Trajectory",
     "adversary_trajectory",
     "adversary_loss",
@@ -55,14 +60,29 @@ __all__ = [
     "spatial_spread",
 ]
 
+#: Notebook 03's name of each adversary objective -> the function of :mod:`regdakit.disparity` it is.
+#: ``"max_kl"`` is step B of the trainer's ``"dd"`` variant, ``"min_false"`` and ``"min_truth"`` are
+#: steps B and C of ``"regda"`` (:data:`regdakit.methods.regda.OBJECTIVES`); ``"max_l1"`` is MCD's L1
+#: distance taken to ``H(ŷ)`` instead of to ``f``'s softmax.
+ADVERSARY_OBJECTIVES: dict[str, Objective] = {
+    "max_kl": disparity.maximise_truth,
+    "max_l1": disparity.maximise_truth_l1,
+    "min_false": disparity.minimise_false,
+    "min_truth": disparity.minimise_truth,
+}
+
 #: The objectives compared in notebook 03.
-OBJECTIVES = ("max_kl", "max_l1", "min_false", "min_truth")
+OBJECTIVES = tuple(ADVERSARY_OBJECTIVES)
 
 
 def adversary_loss(
     objective: str, adv_logits: torch.Tensor, main_logits: torch.Tensor, sigma: float = 2.0
 ) -> torch.Tensor:
     """The loss the adversarial head *descends* for an objective.
+
+    ``main_logits``' pseudo-labels (:func:`regdakit.disparity.pseudo_labels`),
+    then the objective of :data:`ADVERSARY_OBJECTIVES`: each is averaged over
+    ``B·K`` keypoint maps, as in the trainer.
 
     Args:
         objective: One of :data:`OBJECTIVES`.
@@ -72,20 +92,14 @@ def adversary_loss(
 
     Returns:
         Scalar; for the ``max_*`` objectives it is minus the disparity.
+
+    Raises:
+        ValueError: ``objective`` is not one of :data:`OBJECTIVES`.
     """
+    if objective not in ADVERSARY_OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     truth, false = pseudo_labels(main_logits, sigma)
-    if objective == "max_kl":
-        return -kl_per_keypoint(adv_logits, truth).mean()
-    if objective == "max_l1":
-        b, k = adv_logits.shape[:2]
-        q = torch.softmax(adv_logits.reshape(b, k, -1), dim=-1)
-        p = normalize_heatmaps(truth).reshape(b, k, -1)
-        return -(q - p).abs().sum(dim=-1).mean()
-    if objective == "min_false":
-        return kl_per_keypoint(adv_logits, false).mean()
-    if objective == "min_truth":
-        return kl_per_keypoint(adv_logits, truth).mean()
-    raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    return ADVERSARY_OBJECTIVES[objective](adv_logits, truth, false)
 
 
 @dataclass(frozen=True)
@@ -249,7 +263,7 @@ def train_main_head(toy: FeatureToy, steps: int = 150, lr: float = 0.5, seed: in
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
-        kl_per_keypoint(head(toy.features), target).mean().backward()
+        kl_heatmap_loss(head(toy.features), target).backward()
         optimizer.step()
     return head
 

@@ -3,6 +3,8 @@ import torch
 
 import regdakit.toy as toy
 from regdakit.disparity import pseudo_labels
+from regdakit.losses import normalize_heatmaps
+from regdakit.methods import mcd, regda
 
 
 def test_adversary_gradient_is_q_minus_p():
@@ -14,6 +16,30 @@ def test_adversary_gradient_is_q_minus_p():
     p = truth / truth.sum(-1, keepdim=True)
     q = torch.softmax(adv.detach(), -1)
     torch.testing.assert_close(adv.grad, (q - p) / 2)  # mean over K = 2
+
+
+#: Notebook 03's adversary objectives -> the trainer's function (variant, 0 for step B or 1 for step C).
+TRAINER = {"min_false": ("regda", 0), "min_truth": ("regda", 1), "max_kl": ("dd", 0)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_toys_objectives_are_the_trainers_on_the_same_logits(dtype):
+    """Notebook 03 teaches what the trainer optimises: same values, same gradients, bit for bit."""
+    main = torch.randn(2, 3, 8, 8, dtype=dtype)
+    adv = torch.randn(2, 3, 8, 8, dtype=dtype, requires_grad=True)
+    truth, false = pseudo_labels(main)
+    assert set(TRAINER) | {"max_l1"} == set(toy.OBJECTIVES)
+    for name, (variant, step) in TRAINER.items():
+        toy_value = toy.adversary_loss(name, adv, main)
+        trainer_value = regda.OBJECTIVES[variant][step](adv, truth, false)
+        torch.testing.assert_close(toy_value, trainer_value, rtol=0, atol=0, msg=name)
+        (toy_grad,) = torch.autograd.grad(toy_value, adv)
+        (trainer_grad,) = torch.autograd.grad(trainer_value, adv)
+        torch.testing.assert_close(toy_grad, trainer_grad, rtol=0, atol=0, msg=name)
+    # max_l1 is MCD's discrepancy taken to H(ŷ): against a head f whose softmax is the normalised H(ŷ)
+    # (log of it, -inf where it has no mass) the two agree up to the rounding of exp(log p).
+    head_f = torch.log(normalize_heatmaps(truth))
+    torch.testing.assert_close(toy.adversary_loss("max_l1", adv, main), -mcd.heatmap_discrepancy(adv, head_f))
 
 
 def test_maximising_disparity_moves_variance_not_mean():
