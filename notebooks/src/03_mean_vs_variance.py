@@ -132,6 +132,38 @@ assert abs(chained.mean[150] - other) < 2 and abs(chained.mean[-1] - own) < 1
 print("maximisation moved the variance; minimisation moved the mean")
 
 # %% [md]
+# ### The same functions as the trainer
+#
+# These objectives are not written for this notebook: `toy.adversary_loss` calls
+# the functions of `rk.disparity` that the trainer's steps minimise
+# (`rk.methods.regda.OBJECTIVES`, one pair per variant of the paper's Table 2).
+# `min_false` and `min_truth` are RegDA's steps B and C, `max_kl` is step B of
+# Disparity Discrepancy (`--method dd`), and `max_l1` is MCD's L1 discrepancy
+# taken to `H(ŷ)` instead of to the main head's softmax. The cell below
+# evaluates the toy's objectives and the trainer's on the same logits.
+
+# %%
+regda = rk.methods.regda
+adv_logits = torch.randn(main_logits.shape)  # any f′
+trainer_objective = {
+    "min_false": regda.OBJECTIVES["regda"][0],  # RegDA, step B: f′ minimises L_F
+    "min_truth": regda.OBJECTIVES["regda"][1],  # RegDA, step C: ψ minimises L_T
+    "max_kl": regda.OBJECTIVES["dd"][0],  # DD, step B: f′ maximises L_T
+}
+for name, objective in trainer_objective.items():
+    torch.testing.assert_close(
+        toy.adversary_loss(name, adv_logits, main_logits), objective(adv_logits, truth, false), rtol=0, atol=0
+    )
+# MCD's discrepancy against a main head whose distribution is the normalised H(ŷ)
+# (equal up to the rounding of exp(log p))
+head_at_truth = torch.log(rk.losses.normalize_heatmaps(truth))
+torch.testing.assert_close(
+    toy.adversary_loss("max_l1", adv_logits, main_logits),
+    -rk.methods.mcd.heatmap_discrepancy(adv_logits, head_at_truth),
+)
+print("the toy's objectives give the trainer's values")
+
+# %% [md]
 # ### Explore
 #
 # Pick an objective and move the step slider: watch the black curve (`f′`)
@@ -232,6 +264,8 @@ plt.show()
 #   brings it back. RegDA trains with these two minimisations (steps B and C).
 # * This is the paper's Table 2 in miniature: "f′ max" objectives barely move the
 #   adversary, "f′ min L_F" moves it onto the keypoints a target model confuses.
+#   The toy's objectives are the trainer's own functions (`rk.disparity`),
+#   checked value for value in section 3.
 #
 # ## Exercises
 #
