@@ -83,14 +83,14 @@ def reference_job(task: str, seed: int, preset: str, out: str) -> dict:
     reused = [
         name
         for name, path in (
-            ("pretrain", Path(out) / "pretrain" / T._pretrain_key(base) / "model.pt"),
+            ("pretrain", T.pretrain_cache_dir(base) / "model.pt"),
             ("oracle", dataclasses.replace(base, method="oracle").run_dir / "final.json"),
         )
         if path.exists()
     ]
     oracle = T.train(dataclasses.replace(base, method="oracle"), resume=True, progress=False)
-    weights = T._pretrain(base, T.make_eval_sets(base), torch.device("cpu"), stop_after=None, progress=False)
-    model = T._build_model(base, adversarial=False, seed=seed, device=torch.device("cpu"), load_weights=False)
+    weights = T.source_only_weights(base, T.make_eval_sets(base))
+    model = T.build_model(base, adversarial=False, seed=seed, load_backbone_weights=False)
     model.load_state_dict(weights)
     source_only = T.evaluate(model, T.make_eval_sets(base)["target_test"], SKELETONS[task])
     return {

@@ -32,7 +32,6 @@ import multiprocessing as mp
 import os
 import statistics
 import time
-from pathlib import Path
 
 from _record import ROOT, write
 
@@ -62,7 +61,7 @@ def run_job(task: str, seed: int, preset: str, out: str, adabn_batches: int) -> 
     # Stages whose run folders exist already are resumed (finished ones only re-evaluated): recorded, so that
     # their near-zero times are not mistaken for the cost of the stage.
     reused = []
-    if (Path(out) / "pretrain" / T._pretrain_key(base) / "model.pt").exists():
+    if (T.pretrain_cache_dir(base) / "model.pt").exists():
         reused.append("pretrain")
 
     def run(method: str) -> dict:
@@ -75,9 +74,9 @@ def run_job(task: str, seed: int, preset: str, out: str, adabn_batches: int) -> 
 
     # RegDA first: it runs (and caches) the source-only pre-training that ERM, AdaBN and the control reuse.
     results["regda"] = run("regda")
-    pretrained = torch.load(Path(out) / "pretrain" / T._pretrain_key(base) / "model.pt", weights_only=True)
+    pretrained = T.source_only_weights(base)  # the cache RegDA's run wrote
     eval_sets = T.make_eval_sets(base)
-    model = T._build_model(base, adversarial=False, seed=seed, device=torch.device("cpu"), load_weights=False)
+    model = T.build_model(base, adversarial=False, seed=seed, load_backbone_weights=False)
     model.load_state_dict(pretrained)
     results["erm"] = T.evaluate(model, eval_sets["target_test"], skeleton)
     # AdaBN sees the unlabelled target images of the adaptation stream (labels=False: images only).

@@ -18,7 +18,8 @@ The heavier modules load on first use, so ``rk.models``, ``rk.train``,
 without importing matplotlib or the trainer up front:
 
 * :mod:`regdakit.models`, :mod:`regdakit.pretrained` — networks and the shipped source-only models
-* :mod:`regdakit.data`, :mod:`regdakit.methods`, :mod:`regdakit.train`, :mod:`regdakit.distributed` — training
+* :mod:`regdakit.data`, :mod:`regdakit.methods`, :mod:`regdakit.train` (the trainer's API; its parts in
+  :mod:`regdakit.training`), :mod:`regdakit.distributed` — training
 * :mod:`regdakit.selection`, :mod:`regdakit.comparison`, :mod:`regdakit.runs`, :mod:`regdakit.diagrams` — analysis
 * :mod:`regdakit.widgets`, :mod:`regdakit.exercises` — notebook explorers and exercises
 * :mod:`regdakit.resources` — the files that ship with the package (models, results)
@@ -47,6 +48,7 @@ _LAZY = (
     "selection",
     "toy",
     "train",
+    "training",
     "viz",
     "widgets",
 )

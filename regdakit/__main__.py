@@ -2,14 +2,14 @@
 
 Commands live in :data:`COMMANDS`, a plain dict ``name -> (add_arguments,
 run)``: ``add_arguments(parser)`` declares the command's options and
-``run(args) -> int`` executes it. Adding ``train`` or ``eval`` is one entry.
+``run(args) -> int`` executes it. Adding a command is one entry.
 
 * ``python -m regdakit data check ROOT --dataset NAME [--split S] [--out gallery.png]``
   validates a dataset folder, prints the number of items per split and saves
   a gallery of samples with their skeletons (``--ann_file`` / ``--image_dir``
   for a COCO export with its own layout).
 * ``python -m regdakit train --task hands --method regda --preset cpu-small [--key=value ...]``
-  trains any method of :data:`regdakit.train.RUN_METHODS`; any ``TrainConfig``
+  trains any method of :data:`regdakit.training.RUN_METHODS`; any ``TrainConfig``
   field is a type-checked ``--key=value`` (or ``--key value``), nested ones as
   ``--regda.margin=2``; ``train --help`` lists them with type, default, choices
   and description, generated from the config dataclasses and their docstrings.
@@ -171,7 +171,7 @@ def _type_text(tp: Any) -> tuple[str, str]:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from regdakit.train import PRESETS, RESUME_SAFE, override_types, parse_value, setting_choices, setting_docs
+    from regdakit.training import PRESETS, RESUME_SAFE, override_types, parse_value, setting_choices, setting_docs
 
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
@@ -250,7 +250,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import json
     import os
 
-    from regdakit.train import (
+    from regdakit.training import (
         DistributedError,
         NonFiniteLossError,
         config_from_file,
@@ -299,7 +299,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from regdakit.train import evaluate_checkpoint
+    from regdakit.training import evaluate_checkpoint
 
     try:
         result = evaluate_checkpoint(args.checkpoint, args.device)

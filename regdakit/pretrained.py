@@ -25,7 +25,7 @@ __all__ = ["CHECKPOINTS", "PRESET", "RETRAIN_COMMANDS", "load_source_only", "ret
 #: Where the shipped checkpoints live, per task: package data (``samples/checkpoints/`` of
 #: :mod:`regdakit.resources`), wherever regdakit is installed.
 CHECKPOINTS = {task: resources.path(f"samples/checkpoints/{task}_source_only.pt") for task in ("hands", "bodies")}
-#: The training preset of the shipped models (:data:`regdakit.train.PRESETS`).
+#: The training preset of the shipped models (:data:`regdakit.training.PRESETS`).
 PRESET = "cpu-bench"
 #: The one command that retrains each shipped checkpoint: ``tools/ship_checkpoints.py`` copies its
 #: ``last.pt`` (model and config only) and ``metrics.jsonl`` into ``data_samples/checkpoints/``.
@@ -37,8 +37,8 @@ RETRAIN_COMMANDS = {
 
 
 def retrain_config(task: str, out: str | os.PathLike = "runs") -> Any:
-    """The :class:`regdakit.train.TrainConfig` of :data:`RETRAIN_COMMANDS` ``[task]``."""
-    from regdakit.train import make_config
+    """The :class:`regdakit.training.TrainConfig` of :data:`RETRAIN_COMMANDS` ``[task]``."""
+    from regdakit.training import make_config
 
     _check_task(task)
     return make_config(PRESET, task=task, method="erm", seed=0, out=os.fspath(out), run_name=f"{task}-source-only")
@@ -62,7 +62,7 @@ def source_only_files(
         ValueError: Unknown task.
         FileNotFoundError: A shipped file is missing (a partial checkout); ``retrain=True`` rebuilds it.
     """
-    from regdakit.train import train
+    from regdakit.training import train
 
     _check_task(task)
     if not retrain:
@@ -95,13 +95,13 @@ def load_source_only(
     Returns:
         ``(model, config)``: a :class:`PoseResNet` (``model.head(model.features(x))`` gives
         ``(B, K, H/4, W/4)`` logits for images ``(B, 3, H, W)`` in ``[0, 1]``) and its
-        :class:`regdakit.train.TrainConfig` (task, domains, image size).
+        :class:`regdakit.training.TrainConfig` (task, domains, image size).
 
     Raises:
         ValueError: Unknown task.
         FileNotFoundError: The shipped checkpoint is missing (a partial checkout); ``retrain=True`` rebuilds it.
     """
-    from regdakit.train import load_checkpoint
+    from regdakit.training import load_checkpoint
 
     path, _ = source_only_files(task, retrain=retrain, out=out)
     model, cfg, _ = load_checkpoint(path, device)

@@ -106,7 +106,7 @@ def head_agreement(model: PoseResNet, target_images: Iterable[torch.Tensor], alp
 
 def source_pck(model: PoseResNet, source_val: Iterable[tuple[torch.Tensor, ...]], skeleton: Any) -> float:
     """PCK@0.05 ("all") of ``f`` on the labelled source validation batches ``(images, keypoints px, visible)``."""
-    from regdakit.train import evaluate  # the trainer's evaluation, one definition of PCK
+    from regdakit.training import evaluate  # the trainer's evaluation, one definition of PCK
 
     return evaluate(model, source_val, skeleton)["pck@0.05/all"]
 

@@ -135,12 +135,13 @@ def sharded_evaluation(rank: int, cfg: Any) -> dict[str, dict[str, float]]:
     """The trainer's sharded evaluation of a freshly built (identical on every rank) model."""
     from regdakit import distributed
     from regdakit import train as T
+    from regdakit.data.synthetic import SKELETONS
 
-    model = T._build_model(cfg, adversarial=False, seed=0, device=torch.device("cpu"))
+    model = T.build_model(cfg, adversarial=False, seed=0)
     with distributed.session("cpu") as ctx:
-        skeleton = T.SKELETONS[cfg.task]
+        skeleton = SKELETONS[cfg.task]
         return {
-            name: T._evaluate_sharded(model, T._shard(data, ctx), skeleton, ctx)
+            name: T.evaluate_sharded(model, T.shard_eval_set(data, ctx), skeleton, ctx)
             for name, data in T.make_eval_sets(cfg).items()
         }
 

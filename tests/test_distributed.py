@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regdakit import distributed
+from regdakit import distributed, training
 from regdakit import train as T
+from regdakit.data.synthetic import SKELETONS
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -121,7 +122,7 @@ def _ghost_batchnorm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> to
 @pytest.fixture
 def as_two_ranks(monkeypatch):
     """Make a single-process ``train`` draw and normalise its global batch as the 2 ranks do."""
-    make_stream, build = T.make_stream, T._build_model
+    make_stream, build = T.make_stream, T.build_model
 
     def concat_stream(cfg, domain, seed, labels, rank=0, world_size=1):
         assert (rank, world_size) == (0, 1)
@@ -139,8 +140,9 @@ def as_two_ranks(monkeypatch):
                 m.forward = lambda x, m=m: _ghost_batchnorm(m, x)
         return model
 
-    monkeypatch.setattr(T, "make_stream", concat_stream)
-    monkeypatch.setattr(T, "_build_model", ghost_model)
+    monkeypatch.setattr(training.loop, "make_stream", concat_stream)  # where the loop opens its streams
+    for module in (training.pretraining, training.run):  # the pre-training's model, and the run's
+        monkeypatch.setattr(module, "build_model", ghost_model)
 
 
 def _assert_same_weights(a: dict, b: dict) -> None:
@@ -257,8 +259,8 @@ def test_a_distributed_checkpoint_resumes_in_one_process(ddp, tmp_path):
 
 def test_gathered_evaluation_equals_single_process_evaluation(ddp):
     _, results = ddp
-    model = T._build_model(EVAL_CFG, adversarial=False, seed=0, device=torch.device("cpu"))
-    skeleton = T.SKELETONS[EVAL_CFG.task]
+    model = T.build_model(EVAL_CFG, adversarial=False, seed=0)
+    skeleton = SKELETONS[EVAL_CFG.task]
     single = {name: T.evaluate(model, data, skeleton) for name, data in T.make_eval_sets(EVAL_CFG).items()}
     assert results[0]["value"]["eval"] == results[1]["value"]["eval"] == single
 

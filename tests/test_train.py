@@ -217,7 +217,9 @@ def _concurrent_run(sync: Path, argv: list[str]) -> None:
                 (sync / "blocked").touch()
                 raise
 
-    run_phase = T._run_phase
+    from regdakit.training import files, pretraining
+
+    run_phase = pretraining.run_phase
 
     def holding(cfg, phase, *args, **kwargs):
         if phase.name == "pretrain":
@@ -227,7 +229,7 @@ def _concurrent_run(sync: Path, argv: list[str]) -> None:
                 time.sleep(0.01)
         return run_phase(cfg, phase, *args, **kwargs)
 
-    T.fcntl, T._run_phase = Flock(), holding  # in this forked process only
+    files.fcntl, pretraining.run_phase = Flock(), holding  # in this forked process only
     name = argv[-1].split("=")[1]
     sys.stdout = (sync / f"{name}.out").open("w")
     sys.stderr = (sync / f"{name}.err").open("w")
@@ -338,7 +340,7 @@ def test_an_erm_run_computes_exactly_regdas_cached_pretraining(tmp_path):
 
 def test_regda_warm_start_horizon_comes_from_the_config(tmp_path):
     cfg = _cfg(tmp_path, regda=regda.Config(warmup_iterations=7))
-    model = T._build_model(cfg, adversarial=True, seed=0, device=torch.device("cpu"))
+    model = T.build_model(cfg, adversarial=True, seed=0)
     assert model.gradient_scale.max_steps == 7
     assert model.gradient_scale.lam(7) == pytest.approx(0.1 * math.tanh(0.5))
     with pytest.raises(ValueError, match="warmup_iterations must be >= 1"):
@@ -420,3 +422,14 @@ def test_one_process_ignores_the_distributed_settings(tmp_path, monkeypatch):
         assert torch.equal(value, b["model"][key]), key
     with pytest.raises(ValueError, match="dist_timeout must be > 0"):
         dataclasses.replace(plain, dist_timeout=0.0)
+
+
+def test_the_facade_reexports_the_trainer_api():
+    from regdakit import training
+    from regdakit.methods import METHODS
+
+    assert T.__all__ == training.__all__
+    assert all(getattr(T, name) is getattr(training, name) for name in training.__all__)
+    # The methods of a run come from METHODS: each adaptation method, ERM, and ERM on target labels.
+    assert T.RUN_METHODS == ("erm", "oracle", *T.ADAPT_METHODS)
+    assert set(T.ADAPT_METHODS) == set(METHODS) - {"erm"}

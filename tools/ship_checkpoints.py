@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from regdakit.pretrained import CHECKPOINTS, retrain_config
-from regdakit.train import _pretrain_key
+from regdakit.train import pretrain_key
 
 
 def main() -> int:
@@ -42,7 +42,7 @@ def main() -> int:
             raise SystemExit(f"{args.run} was not trained with the retrain recipe of {args.task}")
         model, log = state["model"], args.run / "metrics.jsonl"
     else:
-        expected = _pretrain_key(cfg)
+        expected = pretrain_key(cfg)
         if args.pretrain_cache.name != expected:
             raise SystemExit(f"{args.pretrain_cache} is not the recipe's pre-training (expected folder {expected})")
         model, log = (

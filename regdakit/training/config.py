@@ -1,0 +1,375 @@
+"""The run configuration: :class:`TrainConfig`, its presets, and what a method's step receives.
+
+Everything that defines a run is a :class:`TrainConfig` (a frozen dataclass,
+saved as JSON beside the run and inside every checkpoint); variants are
+:func:`dataclasses.replace` of a preset of :data:`PRESETS`
+(:func:`make_config`) or ``--key=value`` on the command line
+(:mod:`regdakit.training.settings`).
+
+>>> cfg = make_config("ci", method="erm")
+>>> cfg.backbone, cfg.image_size, cfg.heatmap_size
+('tiny', 64, 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from regdakit.data.synthetic import DOMAINS, SKELETONS
+from regdakit.methods import METHODS, dan, dann, erm, mcd, regda
+from regdakit.models import BACKBONES
+
+__all__ = [
+    "ADAPT_METHODS",
+    "PRESETS",
+    "ROTATION",
+    "RUN_METHODS",
+    "TASK_DOMAINS",
+    "TrainConfig",
+    "check_device",
+    "make_config",
+    "method_config",
+    "real_datasets",
+]
+
+#: Default (source, target) domains per task: RHD -> H3D-like hands, SURREAL -> Human3.6M-like bodies.
+TASK_DOMAINS = {"hands": ("rendered", "studio"), "bodies": ("synthetic", "lab")}
+#: The methods that adapt a source-only pre-training with unlabelled target batches: every method of
+#: :data:`regdakit.methods.METHODS` but ERM, which trains from scratch on labelled batches.
+ADAPT_METHODS = tuple(name for name in METHODS if name != "erm")
+#: What ``--method`` accepts: the methods of :data:`regdakit.methods.METHODS` and ``oracle``, which is ERM on
+#: labelled *target* batches; ``control`` is RegDA's schedule without the adversarial game
+#: (:mod:`regdakit.methods.control`).
+RUN_METHODS = ("erm", "oracle", *ADAPT_METHODS)
+#: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
+ROTATION = {"hands": 180.0, "bodies": 30.0}
+
+# Aliases so that the field names ``erm`` / ``regda`` below do not shadow the modules in type hints.
+ERMConfig = erm.Config
+RegDAConfig = regda.Config
+DANConfig = dan.Config
+DANNConfig = dann.Config
+MCDConfig = mcd.Config
+
+
+def real_datasets() -> dict[str, Any]:
+    """The real-dataset loaders by name (imported lazily: they pull in PIL and friends)."""
+    from regdakit.data.real import DATASETS
+
+    return DATASETS
+
+
+_DEVICE_HINT = "give auto, cpu, cuda, cuda:N or mps"
+
+
+def _parse_device(name: str) -> torch.device | None:
+    """``None`` for ``"auto"``, else the :class:`torch.device` that ``name`` spells (a ValueError if none)."""
+    if name == "auto":
+        return None
+    try:
+        return torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device: {_DEVICE_HINT}") from None
+
+
+def check_device(name: str) -> torch.device:
+    """The device ``name`` means here, after checking that this machine has it.
+
+    ``"auto"`` is CUDA when available, else the CPU. A device that this torch
+    build or machine lacks (``"cuda"`` without a GPU, ``"cuda:3"`` with two)
+    is an error that says so, instead of a failure deep inside the first
+    ``.to(device)``.
+
+    Raises:
+        ValueError: Not a device name, or not available here.
+    """
+    device = _parse_device(name)
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"device {name!r}: CUDA is not available here ({why}); use --device=cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return device
+    if device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:
+        backend = getattr(torch, device.type, None)
+        available = bool(getattr(backend, "is_available", lambda: False)())
+    if not available:
+        raise ValueError(f"device {name!r} is not available here: {_DEVICE_HINT}")
+    return device
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run. Variants by :func:`dataclasses.replace` or ``--key=value``.
+
+    Attributes:
+        task: ``"hands"`` or ``"bodies"``.
+        method: One of :data:`RUN_METHODS`: ``"erm"``, ``"oracle"``, ``"regda"``, ``"control"`` or a
+            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"``.
+        source: Source domain: a synthetic domain of the task, or a real dataset name of
+            :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
+            ``None`` for the task's default (:data:`TASK_DOMAINS`).
+        target: Target domain, likewise (``target_root``).
+        source_root: Folder of a real source dataset.
+        target_root: Folder of a real target dataset.
+        workers: ``DataLoader`` workers for real datasets.
+        backbone: A key of :data:`regdakit.models.BACKBONES`.
+        backbone_weights: Optional local file of torchvision ImageNet weights (the paper starts from them).
+        head_layers: Depth of ``f`` and ``f'`` (2, the reference's RegDA heads).
+        image_size: Input side in pixels (a multiple of 32).
+        heatmap_size: Heatmap side, ``image_size / 4``.
+        batch_size: Images per source batch and per target batch, over all processes: under torchrun each
+            of ``W`` processes draws ``batch_size / W`` (so the recipe does not change with the device count).
+        pretrain_iterations: Iterations of ERM / oracle, and of RegDA's pre-training.
+        adapt_iterations: RegDA iterations after pre-training.
+        eval_every: Evaluate every this many iterations (and at the end).
+        checkpoint_every: Write ``last.pt`` and a model snapshot every this many iterations (and at the end).
+        log_every: Log mean training losses every this many iterations.
+        eval_size: Images per fixed evaluation set.
+        augment: Augment training batches (rotation, crop, colour, blur).
+        keep_pretrained_head: Carry ``f`` from pre-training into RegDA (the reference's heads restart random).
+        init_checkpoint: An adaptation method (RegDA, the control, a baseline) starts from this source-only
+            checkpoint (a trainer checkpoint or snapshot of an ERM run, e.g. the shipped ones of
+            :mod:`regdakit.pretrained`) instead of pre-training; its architecture and task must match this
+            config. Refused for ``erm`` / ``oracle``, which train from scratch.
+        seed: Seeds weights and training streams (evaluation sets are fixed).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... Under
+            torchrun ``"auto"`` / ``"cuda"`` give each process ``cuda:LOCAL_RANK``. A device this machine
+            lacks is an error when the run starts.
+        sync_batchnorm: Under torchrun, normalise with the statistics of the global batch
+            (:class:`torch.nn.SyncBatchNorm`, CUDA only) instead of each process's share (the default).
+            No effect in one process.
+        dist_timeout: Under torchrun, seconds a process waits for the others in a collective before the
+            run fails with :class:`~regdakit.distributed.DistributedError` (a crashed or hung rank).
+        out: Root folder of runs and of the pre-training cache.
+        run_name: Folder of this run under ``out``, a plain name (no ``/`` or ``..``); ``None`` for
+            ``<task>-<method>-<backbone><size>-seed<seed>``.
+        erm: Recipe of ERM, oracle and RegDA's pre-training.
+        regda: RegDA's hyper-parameters (also the control's and DD's: :func:`method_config`).
+        dan: DAN's hyper-parameters.
+        dann: DANN's hyper-parameters.
+        mcd: MCD's hyper-parameters.
+    """
+
+    task: str = "hands"
+    method: str = "regda"
+    source: str | None = None
+    target: str | None = None
+    source_root: str | None = None
+    target_root: str | None = None
+    workers: int = 4
+    backbone: str = "tiny"
+    backbone_weights: str | None = None
+    head_layers: int = 2
+    image_size: int = 128
+    heatmap_size: int = 32
+    batch_size: int = 16
+    pretrain_iterations: int = 2000
+    adapt_iterations: int = 2000
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_size: int = 256
+    augment: bool = True
+    keep_pretrained_head: bool = True
+    init_checkpoint: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    sync_batchnorm: bool = False
+    dist_timeout: float = 600.0
+    out: str = "runs"
+    run_name: str | None = None
+    erm: ERMConfig = field(default_factory=ERMConfig)
+    regda: RegDAConfig = field(default_factory=RegDAConfig)
+    dan: DANConfig = field(default_factory=DANConfig)
+    dann: DANNConfig = field(default_factory=DANNConfig)
+    mcd: MCDConfig = field(default_factory=MCDConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_DOMAINS:
+            raise ValueError(f"task must be one of {sorted(TASK_DOMAINS)}, got {self.task!r}")
+        if self.method not in RUN_METHODS:
+            raise ValueError(f"method must be one of {RUN_METHODS}, got {self.method!r}")
+        if self.method == "dd" and self.regda.objective not in ("regda", "dd"):
+            raise ValueError(
+                f"method 'dd' fixes regda.objective to 'dd'; got regda.objective={self.regda.objective!r} "
+                "(run --method regda for the other Table-2 variants)"
+            )
+        for name, domain in (("source", self.source_domain), ("target", self.target_domain)):
+            real = real_datasets()
+            if domain in real:
+                if getattr(real[domain], "SKELETON", None) is not SKELETONS[self.task]:  # COCO: no fixed skeleton
+                    raise ValueError(f"{name} dataset {domain!r} does not have the {self.task} skeleton")
+                if getattr(self, f"{name}_root") is None:
+                    raise ValueError(f"{name} {domain!r} is a real dataset: give its folder as {name}_root")
+            elif domain not in DOMAINS[self.task]:
+                raise ValueError(
+                    f"{name} of task {self.task!r} must be one of {sorted(DOMAINS[self.task])} (synthetic) "
+                    f"or a real dataset with the {self.task} skeleton, one of "
+                    f"{sorted(k for k, v in real.items() if getattr(v, 'SKELETON', None) is SKELETONS[self.task])}; "
+                    f"got {domain!r}"
+                )
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {self.backbone!r}")
+        if self.image_size % 32 or self.image_size < 32:
+            raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size}")
+        if self.heatmap_size * 4 != self.image_size:
+            raise ValueError(
+                f"heatmap_size must be image_size / 4 = {self.image_size // 4} (the model's stride), "
+                f"got {self.heatmap_size}"
+            )
+        for name in (
+            "batch_size",
+            "pretrain_iterations",
+            "eval_every",
+            "checkpoint_every",
+            "log_every",
+            "eval_size",
+            "head_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("adapt_iterations", "workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.dist_timeout < math.inf:
+            raise ValueError(f"dist_timeout must be > 0 seconds (and finite), got {self.dist_timeout}")
+        _parse_device(self.device)
+        if self.run_name is not None and (
+            self.run_name in ("", ".", "..", "pretrain") or re.search(r"[/\\\0]", self.run_name)
+        ):
+            raise ValueError(
+                f"run_name must be a plain folder name inside out (no '/', '\\', '..'; not 'pretrain', the cache), "
+                f"got {self.run_name!r}"
+            )
+        if self.init_checkpoint is not None and self.method not in ADAPT_METHODS:
+            raise ValueError(
+                f"init_checkpoint starts an adaptation method ({', '.join(ADAPT_METHODS)}) from a source-only "
+                f"model; method {self.method!r} trains from scratch and would ignore it: drop init_checkpoint"
+            )
+
+    @property
+    def source_domain(self) -> str:
+        """The source domain, the task's default when ``source`` is ``None``."""
+        return self.source or TASK_DOMAINS[self.task][0]
+
+    @property
+    def target_domain(self) -> str:
+        """The target domain, the task's default when ``target`` is ``None``."""
+        return self.target or TASK_DOMAINS[self.task][1]
+
+    @property
+    def run_dir(self) -> Path:
+        """``<out>/<run_name>``."""
+        name = self.run_name or f"{self.task}-{self.method}-{self.backbone}{self.image_size}-seed{self.seed}"
+        return Path(self.out) / name
+
+
+def _milestones(iterations: int) -> tuple[int, ...]:
+    # The reference decays at epochs 45 and 60 of 70 (one epoch early in its code).
+    return (round(iterations * 45 / 70), round(iterations * 60 / 70))
+
+
+#: Named starting points; ``make_config(name, key=value)`` or ``--preset name --key=value``.
+PRESETS: dict[str, TrainConfig] = {
+    # Seconds on a CPU: tests, CI and the fast mode of the notebooks.
+    "ci": TrainConfig(
+        image_size=64,
+        heatmap_size=16,
+        batch_size=4,
+        pretrain_iterations=30,
+        adapt_iterations=30,
+        eval_every=15,
+        checkpoint_every=15,
+        log_every=5,
+        eval_size=32,
+        erm=ERMConfig(milestones=_milestones(30)),
+    ),
+    # Minutes on a laptop CPU: notebook 04 and the CPU benchmark.
+    "cpu-small": TrainConfig(
+        image_size=128,
+        heatmap_size=32,
+        batch_size=16,
+        pretrain_iterations=2000,
+        adapt_iterations=2000,
+        eval_every=250,
+        checkpoint_every=500,
+        eval_size=256,
+        erm=ERMConfig(milestones=_milestones(2000)),
+    ),
+    # The synthetic CPU benchmark (benchmarks/synthetic_benchmark.py: 2 tasks x 3 seeds x 5 methods in about an
+    # hour on 2 cores) and the shipped source-only models. Deviations from the reference, each for a short run:
+    # * Adam at a constant 1e-3 for the from-scratch pre-training (SGD at the reference's rates learns a
+    #   from-scratch tiny backbone far more slowly: benchmarks/results/cpu_small_erm_hands.json; decaying at
+    #   45/70 of so short a run stopped it early: source PCK@0.05 15.5 instead of 21.7 at 500 iterations);
+    # * the gradient-scaling warm start shortened in proportion to the schedule: the reference's N = 1000
+    #   for 15000 adaptation iterations -> 13 for 200 (with N = 1000, lambda < 0.01 for the whole run).
+    "cpu-bench": TrainConfig(
+        image_size=128,
+        heatmap_size=32,
+        batch_size=32,
+        pretrain_iterations=600,
+        adapt_iterations=200,
+        eval_every=100,
+        checkpoint_every=200,
+        log_every=25,
+        eval_size=256,
+        erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0),
+        regda=RegDAConfig(warmup_iterations=round(1000 * 200 / 15000)),
+        dann=DANNConfig(reversal_iterations=200),  # DANN's lambda schedule spans the run, as in its paper
+    ),
+    # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
+    # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
+    "paper": TrainConfig(
+        backbone="resnet101",
+        image_size=256,
+        heatmap_size=64,
+        batch_size=32,
+        pretrain_iterations=35000,
+        adapt_iterations=15000,
+        eval_every=500,
+        checkpoint_every=2500,
+        log_every=100,
+        eval_size=512,
+        erm=ERMConfig(milestones=(22500, 30000)),
+    ),
+}
+
+
+def method_config(cfg: TrainConfig) -> Any:
+    """The ``Config`` that the step of ``cfg.method`` receives.
+
+    ``regda`` and ``control`` use ``cfg.regda``; ``dd`` uses ``cfg.regda`` with ``objective="dd"``;
+    ``dan`` / ``dann`` / ``mcd`` their own field; ``erm`` and ``oracle`` use ``cfg.erm``.
+
+    >>> method_config(make_config("ci", method="dd")).objective
+    'dd'
+    """
+    if cfg.method in ("erm", "oracle"):
+        return cfg.erm
+    if cfg.method in ("regda", "control"):
+        return cfg.regda
+    if cfg.method == "dd":
+        return dataclasses.replace(cfg.regda, objective="dd")
+    return getattr(cfg, cfg.method)
+
+
+def make_config(preset: str = "cpu-small", **changes: Any) -> TrainConfig:
+    """A preset with some fields replaced (nested configs as whole objects: ``regda=regda.Config(...)``)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    return dataclasses.replace(PRESETS[preset], **changes)
