@@ -1,9 +1,9 @@
 """Pseudo-label generation: regdakit's vectorised path against a per-keypoint loop.
 
 The reference builds ground-truth/ground-false pseudo-labels on the CPU with
-numpy, one keypoint at a time, three times per iteration (REFERENCE.md §3,
-§8.1). regdakit's ``pseudo_labels`` is one batched argmax plus separable
-Gaussians on the logits' device. This script checks both give the same maps
+numpy, one keypoint at a time, three times per iteration. regdakit's
+``pseudo_labels`` is one batched argmax plus separable Gaussians on the
+logits' device. This script checks both give the same maps
 and times them in one run at the paper's size (B=32, K=21, 64 x 64).
 
     python benchmarks/pseudo_labels.py [--repeats 20]

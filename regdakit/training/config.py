@@ -134,14 +134,15 @@ class TrainConfig:
         heatmap_size: Heatmap side, ``image_size / 4``.
         batch_size: Images per source batch and per target batch, over all processes: under torchrun each
             of ``W`` processes draws ``batch_size / W`` (so the recipe does not change with the device count).
-        pretrain_iterations: Iterations of ERM / oracle, and of RegDA's pre-training.
-        adapt_iterations: RegDA iterations after pre-training.
+        pretrain_iterations: Iterations of ERM / oracle, and of the adaptation methods' pre-training.
+        adapt_iterations: Iterations of the adaptation method (RegDA, the control, a baseline) after pre-training.
         eval_every: Evaluate every this many iterations (and at the end).
         checkpoint_every: Write ``last.pt`` and a model snapshot every this many iterations (and at the end).
         log_every: Log mean training losses every this many iterations.
         eval_size: Images per fixed evaluation set.
         augment: Augment training batches (rotation, crop, colour, blur).
-        keep_pretrained_head: Carry ``f`` from pre-training into RegDA (the reference's heads restart random).
+        keep_pretrained_head: Carry ``f`` from pre-training into the adaptation (the reference's heads restart
+            random).
         init_checkpoint: An adaptation method (RegDA, the control, a baseline) starts from this source-only
             checkpoint (a trainer checkpoint or snapshot of an ERM run, e.g. the shipped ones of
             :mod:`regdakit.pretrained`) instead of pre-training; its architecture and task must match this
@@ -158,7 +159,7 @@ class TrainConfig:
         out: Root folder of runs and of the pre-training cache.
         run_name: Folder of this run under ``out``, a plain name (no ``/`` or ``..``); ``None`` for
             ``<task>-<method>-<backbone><size>-seed<seed>``.
-        erm: Recipe of ERM, oracle and RegDA's pre-training.
+        erm: Recipe of ERM, oracle and the adaptation methods' pre-training.
         regda: RegDA's hyper-parameters (also the control's and DD's: :func:`method_config`).
         dan: DAN's hyper-parameters.
         dann: DANN's hyper-parameters.

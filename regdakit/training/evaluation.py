@@ -118,8 +118,8 @@ def shard_eval_set(batches: Iterable[tuple[torch.Tensor, ...]], ctx: Context) ->
         ctx: The process group.
 
     Returns:
-        Of ``N`` images, rank ``r`` of ``W`` gets the ones of :func:`regdakit.distributed.shard_range`
-        ``(N, r, W)``, in batches of at most 64, of the same kind as ``batches``.
+        Images ``[lo, hi)`` of the set's ``N``, ``(lo, hi) = shard_range(N, rank, world_size)``
+        (:func:`regdakit.distributed.shard_range`), in batches of at most 64, of the same kind as ``batches``.
     """
     if not ctx.distributed:
         return batches
