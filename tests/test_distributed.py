@@ -308,3 +308,34 @@ def test_torchrun_cli(tmp_path):
     assert run.stdout.count('"run_dir"') == 1
     state = torch.load(next(tmp_path.glob("*/last.pt")), weights_only=True)
     assert state["world_size"] == 2 and state["iteration"] == 2
+
+
+def _fake_group(monkeypatch, calls):
+    """A session under torchrun's environment whose process-group calls are recorded, not made."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(distributed.dist, "barrier", lambda *a, **k: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+
+
+def test_a_finished_session_meets_its_peers_before_destroying_the_group(monkeypatch):
+    # Without the barrier a rank could tear the connections down while a peer still used them (a hang in
+    # destroy_process_group on torch 2.4.1, 2 of 19 torchrun runs).
+    calls = []
+    _fake_group(monkeypatch, calls)
+    with distributed.session(device="cpu") as ctx:
+        assert (ctx.rank, ctx.world_size) == (1, 2)
+        calls.append("work")
+    assert calls == ["init", "work", "barrier", "destroy"]
+
+
+def test_a_failed_session_destroys_the_group_without_meeting_its_peers(monkeypatch):
+    # A rank that raised cannot count on its peers reaching a barrier: it closes its side and re-raises.
+    calls = []
+    _fake_group(monkeypatch, calls)
+    with pytest.raises(KeyError, match="own bug"), distributed.session(device="cpu"):
+        raise KeyError("own bug")
+    assert calls == ["init", "destroy"]
