@@ -75,7 +75,9 @@ def test_errors(root, monkeypatch):
     with pytest.raises(ValueError, match=r"cannot read .*joints\.mat"):
         LSP(root)
     monkeypatch.setitem(sys.modules, "scipy.io", None)
-    with pytest.raises(ImportError, match=r"pip install 'regdakit\[real\]'"):
+    with pytest.raises(
+        ImportError, match=r"needs scipy: pip install scipy \(in the repository: pip install -e '\.\[real\]'\)"
+    ):
         LSP(root)
     (root / "joints.mat").unlink()
     with pytest.raises(FileNotFoundError, match=r"joints\.mat .*images/.*lsp_dataset\.zip"):

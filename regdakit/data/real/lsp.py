@@ -45,13 +45,15 @@ def load_joints_mat(path: Path) -> np.ndarray:
     """Read ``joints.mat`` as ``(N, 14, 3)`` rows ``(x, y, flag)``.
 
     Raises:
-        ImportError: scipy is missing (``pip install 'regdakit[real]'``).
+        ImportError: scipy is missing (``pip install scipy``, or ``pip install -e '.[real]'`` in the repository).
         ValueError: The file is unreadable or ``joints`` has the wrong layout.
     """
     try:
         from scipy.io import loadmat
     except ImportError as err:
-        raise ImportError("reading LSP's joints.mat needs scipy: pip install 'regdakit[real]'") from err
+        raise ImportError(
+            "reading LSP's joints.mat needs scipy: pip install scipy (in the repository: pip install -e '.[real]')"
+        ) from err
     try:
         mat = loadmat(str(path))
     except Exception as err:  # scipy raises MatReadError, IndexError, ValueError... for broken files
