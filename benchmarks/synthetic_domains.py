@@ -23,6 +23,7 @@ from tqdm import tqdm
 from regdakit.data.synthetic import GENERATOR_VERSION, SyntheticStream, make_dataset
 from regdakit.data.transforms import Augment
 from regdakit.heatmaps import decode
+from regdakit.inference import predict
 from regdakit.losses import kl_heatmap_loss
 from regdakit.metrics import error_landing, pck, pck_threshold
 from regdakit.models import pose_resnet
@@ -59,18 +60,12 @@ def train(task: str, domain: str, steps: int, seed: int, rotation: float) -> tor
     return model.eval()
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Positions ``(N, K, 2)`` in heatmap cells."""
-    out = [decode(model(chunk)[0])[0] for chunk in images.split(64)]
-    return torch.cat(out)
-
-
 def evaluate(model, task: str, domain: str, seed: int, skeleton) -> dict:
     ds = make_dataset(task, domain, "test", PRESET["image_size"], PRESET["test_n"], seed)
     images, keypoints, visible = ds.tensors()
     stride = PRESET["image_size"] / PRESET["heatmap_size"]
-    pred, gt = predict(model, images), keypoints / stride
+    pred = predict(model, images, then=lambda y: decode(y)[0])  # (N, K, 2) heatmap cells
+    gt = keypoints / stride
     side = PRESET["heatmap_size"]
     r05 = pck(pred, gt, visible, pck_threshold(side, 0.05), skeleton)
     r10 = pck(pred, gt, visible, pck_threshold(side, 0.1), skeleton)

@@ -18,6 +18,7 @@ The heavier modules load on first use, so ``rk.models``, ``rk.train``,
 without importing matplotlib or the trainer up front:
 
 * :mod:`regdakit.models`, :mod:`regdakit.pretrained` — networks and the shipped source-only models
+* :mod:`regdakit.inference` — ``predict``: a detector's heatmaps over a set of images, the one prediction loop
 * :mod:`regdakit.data`, :mod:`regdakit.methods`, :mod:`regdakit.train` (the trainer's API; its parts in
   :mod:`regdakit.training`), :mod:`regdakit.distributed` — training
 * :mod:`regdakit.selection`, :mod:`regdakit.comparison`, :mod:`regdakit.runs`, :mod:`regdakit.diagrams` — analysis
@@ -40,6 +41,7 @@ _LAZY = (
     "diagrams",
     "distributed",
     "exercises",
+    "inference",
     "methods",
     "models",
     "pretrained",

@@ -210,28 +210,20 @@ def mean_image(images: torch.Tensor) -> torch.Tensor:
     return images.mean(dim=0)
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """The main head's logits ``f(psi(x))`` for a set of images, in eval mode and batches.
+    """The main head's logits ``f(psi(x))``: :func:`regdakit.inference.predict` under the notebooks' name.
 
     Args:
-        model: A :class:`regdakit.models.PoseResNet` (``model.head(model.features(x))``).
+        model: A :class:`regdakit.models.PoseResNet` (run in eval mode; its mode is restored after).
         images: ``(N, 3, S, S)`` in [0, 1].
         batch_size: Images per forward pass.
 
     Returns:
         ``(N, K, S/4, S/4)`` float32 logits on the CPU.
     """
-    check_tensor("images", images, ("N", 3, "H", "W"))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].to(device)
-        out.append(model.head(model.features(batch)).float().cpu())  # (b, K, H/4, W/4)
-    return torch.cat(out)
+    from regdakit.inference import predict as run  # the model layer, loaded on first use
+
+    return run(model, images, batch_size=batch_size)
 
 
 def highest_density_region(distribution: torch.Tensor, mass: float) -> torch.Tensor:

@@ -35,6 +35,7 @@ import torch
 
 from regdakit._validation import check_tensor
 from regdakit.heatmaps import decode
+from regdakit.inference import predict
 from regdakit.metrics import pck_threshold
 from regdakit.models import PoseResNet
 
@@ -66,40 +67,31 @@ def heatmap_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(-1)
 
 
-@torch.no_grad()
-def _heads(model: PoseResNet, images: Iterable[torch.Tensor], adversarial: bool) -> tuple[torch.Tensor, ...]:
-    model.eval()
-    device = next(model.parameters()).device
-    ys, ys_adv = [], []
-    for x in images:
-        psi = model.features(x.to(device))
-        ys.append(model.head(psi).float().cpu())
-        if adversarial:
-            ys_adv.append(model.head_adv(psi).float().cpu())
-    return torch.cat(ys), (torch.cat(ys_adv) if adversarial else None)
-
-
 def neg_entropy(model: PoseResNet, target_images: Iterable[torch.Tensor]) -> float:
     """Minus the mean spatial entropy of ``f`` on unlabelled target images (higher: more confident).
 
     Args:
-        model: The detector (put in eval mode).
+        model: The detector (run in eval mode by :func:`regdakit.inference.predict`, its mode restored after).
         target_images: ``(b, 3, S, S)`` batches of unlabelled target images in [0, 1].
     """
-    y, _ = _heads(model, target_images, adversarial=False)
+    y = predict(model, target_images)  # (N, K, H, W)
     return -float(heatmap_entropy(y).mean())
 
 
 def head_agreement(model: PoseResNet, target_images: Iterable[torch.Tensor], alpha: float = 0.05) -> float:
     """Fraction of target keypoints where ``f`` and ``f'`` decode within ``alpha`` x the heatmap side.
 
+    Args:
+        model: A detector with ``f'`` (run in eval mode, its mode restored after).
+        target_images: ``(b, 3, S, S)`` batches of unlabelled target images in [0, 1].
+        alpha: The agreement radius as a fraction of the heatmap side (0.05: the PCK@0.05 distance).
+
     Raises:
         ValueError: The model has no ``f'``.
     """
     if model.head_adv is None:
         raise ValueError("head_agreement needs a model with f' (this one has a single head)")
-    y, y_adv = _heads(model, target_images, adversarial=True)
-    assert y_adv is not None
+    y, y_adv = predict(model, target_images, adversarial=True)  # (N, K, H, W) each
     distance = (decode(y)[0] - decode(y_adv)[0]).norm(dim=-1)  # (N, K) heatmap cells
     return float((distance < pck_threshold(y.shape[-1], alpha)).float().mean())
 

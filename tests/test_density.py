@@ -112,10 +112,13 @@ def test_predict_batches_like_one_pass(one_thread):
     torch.manual_seed(0)
     model = PoseResNet(resnet_tiny(), num_keypoints=3, upsampling_channels=16, adversarial=False)
     images = torch.rand(5, 3, 64, 64)
+    running = {k: v.clone() for k, v in model.state_dict().items()}
     logits = density.predict(model, images, batch_size=2)
-    assert logits.shape == (5, 3, 16, 16) and not model.training
+    assert logits.shape == (5, 3, 16, 16) and logits.dtype == torch.float32
+    assert model.training  # the mode it came in with
+    assert all(torch.equal(v, running[k]) for k, v in model.state_dict().items())  # eval mode: BN stats untouched
     with torch.no_grad():
-        torch.testing.assert_close(logits, model.head(model.features(images)))
+        torch.testing.assert_close(logits, model.eval().heatmaps(images))
     with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
         density.predict(model, images, batch_size=0)
 

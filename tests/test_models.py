@@ -223,6 +223,15 @@ def test_forward_returns_two_heatmaps_in_train_and_eval(model):
     assert model.features(x).shape == (2, 64, 16, 16)
 
 
+def test_heatmaps_is_the_main_head_of_forward(model):
+    x = torch.rand(2, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        y, _ = model(x)
+        assert torch.equal(model.heatmaps(x), y)
+        assert torch.equal(model.heatmaps(x), model.head(model.features(x)))
+
+
 def test_non_adversarial_model_returns_none():
     model = M.pose_resnet("tiny", K, adversarial=False, head_layers=1)
     y, y_adv = model(torch.rand(1, 3, 32, 64))

@@ -11,16 +11,21 @@ from regdakit.keypoints import HAND21
 
 
 class FixedHeads(nn.Module):
-    """A stand-in detector: ``features`` passes the image through, each head returns fixed logits."""
+    """A stand-in detector with PoseResNet's prediction calls: each head returns fixed logits.
+
+    ``heatmaps(x)`` is ``f`` and ``model(x)`` is ``(f, f')``, as on :class:`regdakit.models.PoseResNet`.
+    """
 
     def __init__(self, logits: torch.Tensor, logits_adv: torch.Tensor | None = None):
         super().__init__()
-        self.scale = nn.Parameter(torch.ones(()))  # something for next(model.parameters())
         self.head = _Constant(logits)
         self.head_adv = None if logits_adv is None else _Constant(logits_adv)
 
-    def features(self, x):
-        return x
+    def heatmaps(self, x):
+        return self.head(x)
+
+    def forward(self, x):
+        return self.head(x), None if self.head_adv is None else self.head_adv(x)
 
 
 class _Constant(nn.Module):

@@ -13,7 +13,7 @@ the numbers one process would.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -21,6 +21,7 @@ from regdakit import distributed
 from regdakit.data.streams import eval_batches
 from regdakit.distributed import Context
 from regdakit.heatmaps import decode
+from regdakit.inference import predict
 from regdakit.keypoints import Skeleton
 from regdakit.metrics import pck, pck_threshold
 from regdakit.models import PoseResNet
@@ -28,7 +29,6 @@ from regdakit.models import PoseResNet
 __all__ = ["evaluate", "evaluate_sharded", "shard_eval_set"]
 
 
-@torch.no_grad()
 def evaluate(
     model: PoseResNet,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
@@ -37,7 +37,7 @@ def evaluate(
     """PCK@0.05 and PCK@0.1 per group of ``f``'s decoded predictions, in eval mode (running BatchNorm statistics).
 
     Args:
-        model: The detector (left in eval mode; the caller switches back).
+        model: The detector (run in eval mode by :func:`regdakit.inference.predict`; its mode is restored after).
         batches: ``(images (b, 3, S, S) in [0, 1], keypoints (b, K, 2) in pixels, visible (b, K))``
             batches, e.g. from :func:`~regdakit.training.streams.make_eval_sets`.
         skeleton: Gives the groups.
@@ -49,26 +49,33 @@ def evaluate(
     return _pck_metrics(*_predict(model, batches), skeleton)
 
 
-@torch.no_grad()
 def _predict(
     model: PoseResNet, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """``f``'s decoded predictions in eval mode: ``(pred (N, K, 2), gt (N, K, 2), visible (N, K), side)``.
 
     Positions are in heatmap cells; ``side`` is the heatmap side (0 when ``batches`` is empty).
+    The images go through :func:`regdakit.inference.predict`; each batch's labels are kept
+    aside, in order, as its images pass.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    preds, gts, vis, side = [], [], [], 0
-    for images, keypoints, visible in batches:
-        y = model.head(model.features(images.to(device)))  # (b, K, H, W); f only
-        side = y.shape[-1]
-        preds.append(decode(y.float())[0].cpu())  # (b, K, 2) heatmap cells
-        gts.append(keypoints.float() * (side / images.shape[-1]))  # pixels -> heatmap cells
-        vis.append(visible.bool())
-    if not preds:
+    keypoints, visible, image_sides, heatmap_sides = [], [], [], []
+
+    def images() -> Iterator[torch.Tensor]:
+        for x, keypoints_px, visible_ in batches:
+            keypoints.append(keypoints_px.float())  # (b, K, 2) pixels
+            visible.append(visible_.bool())
+            image_sides.append(x.shape[-1])
+            yield x
+
+    def positions(y: torch.Tensor) -> torch.Tensor:  # (b, K, H, W) logits -> (b, K, 2) heatmap cells
+        heatmap_sides.append(y.shape[-1])
+        return decode(y)[0]
+
+    pred = predict(model, images(), then=positions)
+    if not keypoints:
         return torch.zeros(0, 0, 2), torch.zeros(0, 0, 2), torch.zeros(0, 0, dtype=torch.bool), 0
-    return torch.cat(preds), torch.cat(gts), torch.cat(vis), side
+    gt = [kp * (side / size) for kp, side, size in zip(keypoints, heatmap_sides, image_sides, strict=True)]
+    return pred, torch.cat(gt), torch.cat(visible), heatmap_sides[-1]
 
 
 def _pck_metrics(
@@ -96,7 +103,7 @@ def evaluate_sharded(
     returns the same numbers.
 
     Args:
-        model: The detector (left in eval mode, as by :func:`evaluate`).
+        model: The detector (run in eval mode and restored, as by :func:`evaluate`).
         batches: This rank's ``(images (b, 3, S, S), keypoints (b, K, 2) in pixels, visible (b, K))`` batches.
         skeleton: Gives the groups.
         ctx: The process group; in one process this is :func:`evaluate`.
