@@ -6,9 +6,12 @@ heatmap cells by division by the stride, and a heatmap cell ``(row i, col j)``
 is centred at heatmap coordinates ``(x=j, y=i)``, so a keypoint at image pixel
 ``(8, 4)`` with stride 4 peaks at cell ``(row 1, col 2)``.
 
-The target heatmap ``H(y_k)`` (DESIGN.md §1) is an unnormalised Gaussian with
-peak 1 and standard deviation ``sigma`` heatmap cells, with values below 0.01
-set to zero (for sigma 2 the support is a disc of radius ~6 cells).
+The target heatmap ``H(y_k)`` of Jiang et al. (CVPR 2021), the label of the
+source loss and, at a prediction ``ŷ_k``, the ground truth whose sum over the
+other keypoints is the ground false of their Eq. 1 (:mod:`regdakit.disparity`),
+is an unnormalised Gaussian with peak 1 and standard deviation ``sigma``
+heatmap cells, with values below 0.01 set to zero (for sigma 2 the support is
+a disc of radius ~6 cells).
 
 >>> hm, w = encode(torch.tensor([[[8.0, 4.0]]]), torch.ones(1, 1), 4)
 >>> hm.shape, w.tolist(), hm[0, 0].argmax().item() == 1 * 4 + 2

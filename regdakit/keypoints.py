@@ -1,6 +1,8 @@
 """Skeleton definitions: keypoint names, order, groups, edges, flip pairs, colours.
 
-Two skeletons follow the datasets of the paper (DESIGN.md §4):
+Two skeletons follow the datasets of the paper's benchmarks (Jiang et al.,
+CVPR 2021: RHD → H3D for hands, SURREAL → Human3.6M and SURREAL → LSP for
+bodies; their loaders: docs/real_datasets.md):
 
 * ``HAND21``: the Rendered Hand Pose (RHD) order: 0 wrist, then the thumb,
   index, middle, ring and little finger, each from MCP to tip.

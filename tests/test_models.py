@@ -99,8 +99,21 @@ def test_load_pretrained_round_trip_drops_fc(tmp_path):
 
 
 def test_load_pretrained_fills_missing_num_batches_tracked():
-    state = {k: v for k, v in M.resnet_tiny().state_dict().items() if not k.endswith("num_batches_tracked")}
-    M.load_pretrained(M.resnet_tiny(), state)  # old torchvision files lack these buffers
+    source = M.resnet_tiny()
+    for p in source.parameters():
+        nn.init.normal_(p)
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    target = M.resnet_tiny()
+    for m in target.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.num_batches_tracked.fill_(7)  # what the fill must overwrite
+    loaded = M.load_pretrained(target, state)  # old torchvision files lack these buffers
+    assert loaded is target
+    filled = {k: v for k, v in loaded.state_dict().items() if k.endswith("num_batches_tracked")}
+    assert filled and all(v.dtype == torch.long and v.item() == 0 for v in filled.values())
+    assert set(loaded.state_dict()) == set(state) | set(filled)
+    for key, value in state.items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_load_pretrained_names_bad_keys(tmp_path):

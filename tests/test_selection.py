@@ -91,15 +91,24 @@ def test_source_pck_scores_against_the_source_labels():
 
 
 def test_validators_take_the_shared_data_mapping():
-    main = _peaks([[(3, 4)] * HAND21.num_keypoints])
+    k = HAND21.num_keypoints
+    main = _peaks([[(3, 4)] * k], height=10.0)  # every keypoint decodes to cell (3, 4): pixel (12, 16)
     model = FixedHeads(main, main)
+    truth_px = torch.tensor([[12.0, 16.0]]).repeat(1, k, 1)
+    truth_px[:, 10:] += 12.0  # keypoints 10..20 are 3 cells away on both axes: wrong at PCK@0.05
     data = {
-        "source_val": [(torch.zeros(1, 3, 64, 64), torch.full((1, HAND21.num_keypoints, 2), 14.0), torch.ones(1, 21))],
+        "source_val": [(torch.zeros(1, 3, 64, 64), truth_px, torch.ones(1, k))],
         "target_images": _images(1),
         "skeleton": HAND21,
     }
     scores = {name: fn(model, data) for name, fn in selection.VALIDATORS.items()}
-    assert scores["head_agreement"] == 1.0 and scores["neg_entropy"] < 0 and 0 <= scores["source_pck"] <= 1
+    assert set(scores) == {"source_pck", "neg_entropy", "head_agreement"}
+    assert scores["source_pck"] == pytest.approx(10 / k)
+    # One cell at logit 10, 255 at 0: the entropy of that softmax, the same for every keypoint.
+    z = math.exp(10.0) + 255
+    p_peak, p_rest = math.exp(10.0) / z, 1 / z
+    assert scores["neg_entropy"] == pytest.approx(p_peak * math.log(p_peak) + 255 * p_rest * math.log(p_rest))
+    assert scores["head_agreement"] == 1.0
 
 
 def test_select_takes_the_best_finite_score_and_the_earliest_on_ties():

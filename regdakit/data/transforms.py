@@ -238,8 +238,9 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 class Augment:
     """The training augmentation, one warp plus photometric changes.
 
-    Defaults follow the reference (REFERENCE.md §1.2): rotation up to 180°
-    (30 for bodies), crop area fraction in ``[0.6, 1.3]`` (here a fraction
+    Defaults follow the reference code (the authors' RegDA example in
+    Transfer-Learning-Library, which README.md's "Conventions" compare with):
+    rotation up to 180° (30 for bodies), crop area fraction in ``[0.6, 1.3]`` (here a fraction
     above 1 really zooms out, with black borders; the reference silently
     rejects those), colour jitter 0.25, blur up to 0.8 px. The crop is placed
     uniformly where it fits. Flipping is off by default (the reference never
