@@ -54,6 +54,7 @@ __all__ = [
     "resnet50",
     "resnet101",
     "resnet_tiny",
+    "reverse_gradient",
     "scale_gradient",
     "warm_start_lambda",
 ]
@@ -362,6 +363,8 @@ def warm_start_lambda(step: int, lo: float = 0.0, hi: float = 0.1, alpha: float 
 
 
 class _ScaleGradient(torch.autograd.Function):
+    """The one gradient layer: identity forward, gradient times ``lam`` backward (``lam < 0`` reverses it)."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, lam: float | None) -> torch.Tensor:
         ctx.lam = lam  # captured now, so a later change of step cannot reach this backward
@@ -380,12 +383,29 @@ class _ScaleGradient(torch.autograd.Function):
 def scale_gradient(x: torch.Tensor, lam: float) -> torch.Tensor:
     """Identity forward; backward multiplies the gradient by ``lam`` (>= 0, not a reversal).
 
+    RegDA's layer between ``psi`` and ``f'`` (the paper's Fig. 2), with ``lam``
+    its warm-start ``λ`` (:func:`warm_start_lambda`).
+
     >>> x = torch.ones(3, requires_grad=True)
     >>> scale_gradient(x, 0.5).sum().backward()
     >>> x.grad
     tensor([0.5000, 0.5000, 0.5000])
     """
     return _ScaleGradient.apply(x, check_positive("lam", lam, allow_zero=True))
+
+
+def reverse_gradient(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """Identity forward; backward multiplies the gradient by ``-lam`` (DANN's gradient reversal ``R_λ``, Eq. 10).
+
+    The same layer as :func:`scale_gradient`, scaling by ``-lam``: the players
+    on either side of it descend and ascend the same loss.
+
+    >>> x = torch.ones(2, requires_grad=True)
+    >>> reverse_gradient(x, 0.5).sum().backward()
+    >>> x.grad
+    tensor([-0.5000, -0.5000])
+    """
+    return _ScaleGradient.apply(x, -check_positive("lam", lam, allow_zero=True))
 
 
 class GradientScale(nn.Module):
@@ -397,6 +417,11 @@ class GradientScale(nn.Module):
     resumed run continues the warm-up exactly (the trainer already saves its
     iteration). Without a ``step`` the forward works, but a gradient reaching
     the layer raises: a silent ``λ`` would hide a missing argument.
+
+    This is the layer of ``model(x, step=it)`` (the reference's defaults). The
+    trainer does not use it: RegDA's step owns its warm start
+    (``regda.Config.warmup_iterations``) and applies :func:`scale_gradient`
+    with its own ``λ`` (:mod:`regdakit.methods.regda`).
 
     Args:
         lo: ``λ`` at step 0 (>= 0).

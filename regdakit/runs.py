@@ -3,7 +3,9 @@
 The trainer appends one JSON object per line to ``<run>/metrics.jsonl``:
 ``{"phase", "iteration", "train": {...}}`` every ``log_every`` iterations and
 ``{"phase", "iteration", "eval": {"source_val": {...}, "target_test": {...}}}``
-every ``eval_every``. These functions turn that log into arrays and figures.
+every ``eval_every``. The keys of ``"train"`` are the methods' vocabulary,
+``"<step>/<name>"`` (:mod:`regdakit.methods`: ``"A/source"``,
+``"B/adversary"``...). These functions turn that log into arrays and figures.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-__all__ = ["eval_curve", "plot_curves", "read_log"]
+__all__ = ["eval_curve", "loss_curve", "plot_curves", "read_log"]
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -64,6 +66,37 @@ def eval_curve(
             f"metrics {sorted(next(iter(evals[0]['eval'].values())))}"
         )
     return [r["iteration"] + offset for r in evals], [100 * r["eval"][split][metric] for r in evals]
+
+
+def loss_curve(records: Sequence[Mapping], key: str, phase: str | None = None) -> tuple[list[int], list[float]]:
+    """``(iterations, values)`` of one logged training value (the mean over each ``log_every`` window).
+
+    Args:
+        records: From :func:`read_log`.
+        key: A key of the methods' vocabulary, e.g. ``"A/source"`` or ``"C/features"``. Logs of earlier
+            versions (``"A_source"``, ``"C_truth"``, ``"mmd"``...) are read under their names of now
+            (:data:`regdakit.methods.contract.LEGACY_KEYS`).
+        phase: Only the records of this phase (``"adapt"``, ``"pretrain"``, ``"erm"``...); all when ``None``.
+
+    Raises:
+        KeyError: No training record has ``key`` (names the keys there are).
+
+    >>> loss_curve([{"phase": "adapt", "iteration": 5, "train": {"A_source": 1.5}}], "A/source")
+    ([5], [1.5])
+    """
+    from regdakit.methods.contract import upgrade_key
+
+    points = [
+        (r["iteration"], value)
+        for r in records
+        if "train" in r and (phase is None or r.get("phase") == phase)
+        for name, value in r["train"].items()
+        if upgrade_key(name) == key
+    ]
+    if not points:
+        known = sorted({upgrade_key(k) for r in records if "train" in r for k in r["train"]})
+        raise KeyError(f"no training value {key!r} in the log; it has {known}")
+    return [i for i, _ in points], [v for _, v in points]
 
 
 def plot_curves(

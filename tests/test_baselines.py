@@ -1,13 +1,16 @@
 """The baselines DAN, DANN, MCD, DD: hand-computed math, which parameters each step moves, and in which direction."""
 
+import json
 import math
 
 import pytest
 import torch
 
+from regdakit import disparity
 from regdakit.heatmaps import encode
-from regdakit.methods import dan, dann, dd, mcd, regda
-from regdakit.models import pose_resnet
+from regdakit.methods import METHODS, contract, dan, dann, dd, mcd, regda
+from regdakit.methods.common import source_loss
+from regdakit.models import pose_resnet, scale_gradient
 
 K = 5
 SIZE = 64
@@ -105,7 +108,7 @@ def test_dan_head_update_does_not_depend_on_the_mmd_but_the_features_do():
         model = _model(False)
         cfg = dan.Config(trade_off=trade_off)
         losses = dan.step(model, batch_s, batch_t, dan.make_optimizers(model, cfg), cfg, it=0)
-        assert set(losses) == {"source", "mmd"}
+        assert set(losses) == {"A/source", "A/mmd"}
         after[trade_off] = _params(model)
     heads = [k for k in after[0.0] if k.startswith("head.")]
     features = [k for k in after[0.0] if k.startswith(("backbone.", "upsampling."))]
@@ -118,9 +121,9 @@ def test_dan_lowers_the_mmd_it_minimises():
     model = _model(False)
     cfg = dan.Config(trade_off=10.0, head_lr=1e-4)
     opts = dan.make_optimizers(model, cfg)
-    first = dan.step(model, batch_s, batch_t, opts, cfg, it=0)["mmd"]
+    first = dan.step(model, batch_s, batch_t, opts, cfg, it=0)["A/mmd"]
     for it in range(1, 6):
-        last = dan.step(model, batch_s, batch_t, opts, cfg, it=it)["mmd"]
+        last = dan.step(model, batch_s, batch_t, opts, cfg, it=it)["A/mmd"]
     assert last < first
 
 
@@ -135,6 +138,15 @@ def test_reverse_gradient_is_the_identity_forward_and_negates_scaled_gradients()
     assert torch.allclose(x.grad, torch.tensor([-0.3, -0.6, -1.2]))
     with pytest.raises(ValueError, match="lam"):
         dann.reverse_gradient(x, -1.0)
+
+
+def test_reversal_and_scaling_are_one_layer():
+    # DANN's reversal is RegDA's scaling layer with -lambda: the same gradient, bit for bit.
+    x = torch.randn(5, requires_grad=True)
+    upstream = torch.randn(5)
+    (reversed_grad,) = torch.autograd.grad((dann.reverse_gradient(x, 0.3) * upstream).sum(), x)
+    (scaled_grad,) = torch.autograd.grad((scale_gradient(x, 0.3) * upstream).sum(), x)
+    assert torch.equal(reversed_grad, -scaled_grad)
 
 
 def test_reversal_schedule_is_danns():
@@ -163,8 +175,6 @@ def test_dann_gradients_are_the_reversed_domain_gradient_plus_the_source_gradien
             continue
         m = len(batch_s["image"])
         psi = model.features(torch.cat([batch_s["image"], batch_t["image"]]))
-        from regdakit.methods.erm import source_loss
-
         loss_src = source_loss(model.head(psi[:m]), batch_s["heatmap"], batch_s["weight"])
         logits = model.domain_discriminator(psi.mean(dim=(2, 3)))
         labels = torch.cat([torch.ones(m), torch.zeros(len(batch_t["image"]))])
@@ -201,7 +211,9 @@ def test_dann_prepare_adds_a_discriminator_and_the_step_trains_it():
     cfg = dann.Config(hidden=8)
     before = _params(model)
     losses = dann.step(model, *_batch(), dann.make_optimizers(model, cfg), cfg, it=5)
-    assert set(losses) == {"source", "domain", "domain_accuracy"} and 0 <= losses["domain_accuracy"] <= 1
+    # The accuracy is a metric, not a loss: a key outside every step.
+    assert set(losses) == {"A/source", "A/domain", "metric/domain_accuracy"}
+    assert 0 <= losses["metric/domain_accuracy"] <= 1
     assert _changed_parts(model, before) == {"backbone", "upsampling", "head", "domain_discriminator"}
 
 
@@ -289,32 +301,26 @@ def test_mcd_feature_steps_repeat_step_c_and_need_f_prime():
 # ------------------------------------------------------------------ DD
 
 
-def test_dd_is_regdas_schedule_with_the_dd_objective():
+def test_dd_is_regdas_schedule_with_its_own_pair_of_objectives():
     batch_s, batch_t = _batch()
+    cfg = dd.Config()
     states = []
-    for run in ("dd", "regda_with_dd_objective"):
+    for run in ("dd", "regda_schedule_with_dd_objectives"):
         model = _model(True)
-        cfg = dd.make_config() if run == "dd" else regda.Config(objective="dd")
-        step = dd.step if run == "dd" else regda.step
         opts = dd.make_optimizers(model, cfg)
         for it in range(2):
-            losses = step(model, batch_s, batch_t, opts, cfg, it)
+            if run == "dd":
+                losses = dd.step(model, batch_s, batch_t, opts, cfg, it)
+            else:
+                pair = (disparity.maximise_truth, disparity.minimise_truth)
+                regda.iteration(model, batch_s, batch_t, opts, cfg, it, pair)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-    assert losses["B_false"] <= 0  # step B's own objective is -L_T
-    with pytest.raises(ValueError, match="objective='dd'"):
-        dd.step(_model(True), batch_s, batch_t, opts, regda.Config(), 0)
-
-
-@pytest.mark.parametrize("method", [dan, dann, mcd, dd])
-def test_baselines_reject_labelled_target_batches(method):
-    batch_s, batch_t = _batch()
-    cfg = dd.make_config() if method is dd else method.Config()
-    model = _model(method.ADVERSARIAL_HEAD)
-    if hasattr(method, "prepare"):
-        method.prepare(model, cfg)
-    with pytest.raises(ValueError, match="target labels"):
-        method.step(model, batch_s, dict(batch_t, weight=batch_s["weight"]), method.make_optimizers(model, cfg), cfg, 0)
+    assert losses["B/adversary"] <= 0  # step B's own objective is -L_T
+    assert losses["C/features"] >= 0  # step C's is L_T
+    # DD's objectives are its own: the section it shares with RegDA must not select a RegDA variant.
+    with pytest.raises(ValueError, match="method 'dd' has its own objectives"):
+        dd.step(_model(True), batch_s, batch_t, opts, regda.Config(objective="false_max"), 0)
 
 
 # ------------------------------------------------------------------ through the trainer
@@ -325,8 +331,8 @@ def runs(tmp_path_factory):
     return tmp_path_factory.mktemp("baseline_runs")
 
 
-@pytest.mark.parametrize("method", ["dan", "dann", "mcd", "dd"])
-def test_the_trainer_runs_each_baseline_from_the_shared_pretraining(method, runs):
+@pytest.mark.parametrize("method", sorted(name for name in METHODS if name != "erm"))
+def test_the_trainer_runs_each_adaptation_method_from_the_shared_pretraining(method, runs):
     from regdakit import train as T
 
     cfg = T.make_config(
@@ -335,19 +341,29 @@ def test_the_trainer_runs_each_baseline_from_the_shared_pretraining(method, runs
     result = T.train(cfg, progress=False)
     assert math.isfinite(result["metrics"]["target_test"]["pck@0.05/all"])
     assert len(list((runs / "pretrain").iterdir())) == 1  # every method adapts the same cached pre-training
+    parts = list(METHODS[method].PARTS)
+    snapshot = torch.load(cfg.run_dir / "iter_0000002.pt", weights_only=True)
+    assert snapshot["parts"] == parts  # recorded, so that loading builds the same model without guessing
     model, loaded_cfg, _ = T.load_checkpoint(cfg.run_dir / "iter_0000002.pt")
     assert loaded_cfg.method == method
-    assert (model.head_adv is not None) == (method in ("mcd", "dd"))
-    assert hasattr(model, "domain_discriminator") == (method == "dann")
-    logged = [line for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
-    assert logged  # the method's own losses are logged
+    assert (model.head_adv is not None) == ("head_adv" in parts)
+    assert hasattr(model, "domain_discriminator") == ("domain_discriminator" in parts)
+    # Every log_every (5 in "ci": at the end, iteration 4) the means of the step's own keys are logged.
+    logged = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in logged if "train" in r]
+    assert [r["iteration"] for r in train] == [4]
+    keys = list(train[0]["train"])
+    assert keys[0] == "A/source" and all(math.isfinite(v) for v in train[0]["train"].values())
+    assert {contract.step_of(k) for k in keys} - {None} == set(METHODS[method].STEPS)  # every step reports
 
 
-def test_method_dd_refuses_another_objective():
+def test_method_dd_refuses_a_regda_variant():
     from regdakit import train as T
 
-    with pytest.raises(ValueError, match="method 'dd' fixes regda.objective"):
+    with pytest.raises(ValueError, match="method 'dd' has its own objectives"):
         T.make_config("ci", method="dd", regda=regda.Config(objective="false_max"))
-    assert T.method_config(
-        T.make_config("ci", method="regda", regda=regda.Config(objective="false_max"))
-    ).objective == ("false_max")
+    with pytest.raises(ValueError, match="run --method dd"):
+        T.apply_overrides(T.PRESETS["ci"], {"regda.objective": "dd"})
+    dd_cfg = T.make_config("ci", method="dd")
+    assert T.method_config(dd_cfg) is dd_cfg.regda  # DD's hyper-parameters are RegDA's section, as they are
+    assert T.method_config(T.make_config("ci", regda=regda.Config(objective="false_max"))).objective == "false_max"

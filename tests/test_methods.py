@@ -1,13 +1,15 @@
 """Method contracts over METHODS, RegDA's sub-steps, and the fused/plain equivalence."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from regdakit import disparity
-from regdakit.methods import METHODS, adabn, control, dd, erm, regda
-from regdakit.models import pose_resnet
+from regdakit.heatmaps import encode
+from regdakit.methods import METHODS, adabn, common, contract, control, dd, erm, regda
+from regdakit.models import GradientScale, pose_resnet
 
 K = 5
 SIZE = 64  # the tiny backbone needs sides divisible by 32; heatmaps are 16 x 16
@@ -15,14 +17,15 @@ SIZE = 64  # the tiny backbone needs sides divisible by 32; heatmaps are 16 x 16
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+#: Every method that adapts with unlabelled target batches (ERM ignores batch_t: it sees no target).
+ADAPTATION = sorted(name for name in METHODS if name != "erm")
+
 
 def _batches(n, seed=1, dtype=torch.float32, b=4):
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
         kp = torch.rand(b, K, 2, generator=g) * (SIZE - 8) + 4
-        from regdakit.heatmaps import encode
-
         heat, weight = encode(kp, torch.ones(b, K, dtype=torch.bool), SIZE // 4, 4.0)
         batch_s = {
             "image": torch.rand(b, 3, SIZE, SIZE, generator=g, dtype=dtype),
@@ -34,21 +37,12 @@ def _batches(n, seed=1, dtype=torch.float32, b=4):
     return out
 
 
-def _config(method):
-    return dd.make_config() if method is dd else method.Config()
-
-
-def _model(method, dtype=torch.float32):
+def _model(method, dtype=torch.float32, **kwargs):
+    """The detector with the method's parts: f' from the constructor, the others from the method's prepare."""
     torch.manual_seed(0)
-    model = pose_resnet("tiny", K, adversarial=getattr(method, "ADVERSARIAL_HEAD", False))
-    if hasattr(method, "prepare"):
-        method.prepare(model, _config(method))
+    model = pose_resnet("tiny", K, adversarial="head_adv" in method.PARTS, **kwargs)
+    contract.prepare(method, model, method.Config())
     return model.to(dtype).train()
-
-
-#: Parts each method's whole iteration trains (beyond psi and f).
-EXTRA_PARTS = {"regda": {"head_adv"}, "dd": {"head_adv"}, "mcd": {"head_adv"}, "dann": {"domain_discriminator"}}
-SOURCE_KEY = {"erm": "source", "dan": "source", "dann": "source"}
 
 
 def _snapshot(model):
@@ -60,35 +54,44 @@ def _changed(model, before):
     return {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(p, before[name])}
 
 
+# ------------------------------------------------------------- the contract, for every method
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_method_module_shape(name):
+def test_every_method_fulfils_the_contract(name):
     method = METHODS[name]
-    cfg = _config(method)
-    with pytest.raises(dataclasses_frozen_error()):
-        cfg.__setattr__("fused" if name == "regda" else "lr", 1)
-    optimizers = method.make_optimizers(_model(method), cfg)
-    schedulers = method.make_schedulers(optimizers, cfg)
+    assert isinstance(method, contract.Method)
+    cfg = method.Config()
+    assert dataclasses.is_dataclass(cfg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.__setattr__(dataclasses.fields(cfg)[0].name, 1)
+    # STEPS: the updates of one iteration, lettered A, B, C... in order.
+    assert list(method.STEPS) == [chr(ord("A") + i) for i in range(len(method.STEPS))]
+    assert all(isinstance(text, str) and text for text in method.STEPS.values())
+    model = _model(method)
+    assert contract.parts_of(model) == list(method.PARTS)  # the model has exactly the parts the method declares
+    optimizers = method.make_optimizers(model, cfg)
+    schedulers = contract.make_schedulers(method, optimizers, cfg)
     assert set(schedulers) <= set(optimizers)
-
-
-def dataclasses_frozen_error():
-    import dataclasses
-
-    return dataclasses.FrozenInstanceError
+    assert set(contract.run_settings(method)) <= {"sigma"}  # the run-level settings the trainer can pass
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_one_step_is_finite_and_changes_trainable_parts(name):
+def test_one_step_is_finite_names_its_values_and_trains_exactly_its_parts(name):
     method = METHODS[name]
     model = _model(method)
-    cfg = _config(method)
+    cfg = method.Config()
     optimizers = method.make_optimizers(model, cfg)
     before = _snapshot(model)
     ((batch_s, batch_t),) = _batches(1)
-    losses = method.step(model, batch_s, batch_t, optimizers, cfg, it=100)
+    losses = method.step(model, batch_s, batch_t, optimizers, cfg, 100)
     assert losses and all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
-    expected = {"backbone", "upsampling", "head"} | EXTRA_PARTS.get(name, set())
-    assert _changed(model, before) == expected
+    # The vocabulary: "<step>/<name>" with a step of STEPS (each step reports something), or "metric/<name>".
+    steps = {contract.step_of(key) for key in losses}
+    assert steps - {None} == set(method.STEPS), losses
+    assert all(contract.loss_key(*key.split("/")) == key for key in losses)
+    assert "A/source" in losses
+    assert _changed(model, before) == {"backbone", "upsampling", "head", *method.PARTS}
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -96,14 +99,38 @@ def test_one_step_is_finite_and_changes_trainable_parts(name):
 def test_a_few_steps_lower_the_source_loss(name):
     method = METHODS[name]
     model = _model(method)
-    cfg = _config(method)
+    cfg = method.Config()
     optimizers = method.make_optimizers(model, cfg)
     ((batch_s, batch_t),) = _batches(1)
-    key = SOURCE_KEY.get(name, "A_source")
-    first = method.step(model, batch_s, batch_t, optimizers, cfg, it=0)[key]
+    first = method.step(model, batch_s, batch_t, optimizers, cfg, 0)["A/source"]
     for it in range(1, 6):
-        last = method.step(model, batch_s, batch_t, optimizers, cfg, it=it)[key]
+        last = method.step(model, batch_s, batch_t, optimizers, cfg, it)["A/source"]
     assert last < first
+
+
+@pytest.mark.parametrize("key", common.LABEL_KEYS)
+@pytest.mark.parametrize("name", ADAPTATION)
+def test_every_adaptation_method_rejects_a_labelled_target_batch(name, key):
+    method = METHODS[name]
+    model = _model(method)
+    cfg = method.Config()
+    ((batch_s, batch_t),) = _batches(1)
+    before = _snapshot(model)
+    leaked = dict(batch_t, **{key: batch_s["weight"]})
+    with pytest.raises(ValueError, match="target labels"):
+        method.step(model, batch_s, leaked, method.make_optimizers(model, cfg), cfg, 0)
+    assert _changed(model, before) == set()  # refused before any update
+
+
+def test_the_loss_key_vocabulary():
+    assert contract.loss_key("B", "adversary") == "B/adversary"
+    assert contract.step_of("A/mmd") == "A" and contract.step_of("metric/domain_accuracy") is None
+    assert contract.step_of("A_source") is None  # the old spelling is not a key of the vocabulary
+    for bad in ("a/source", "AB/source", "A/", "source"):
+        with pytest.raises(ValueError, match="not a loss key"):
+            contract.loss_key(*bad.split("/", 1)) if "/" in bad else contract.loss_key(bad, "")
+    # Every old name maps to a key of the vocabulary.
+    assert all(contract.step_of(new) or new.startswith("metric/") for new in contract.LEGACY_KEYS.values())
 
 
 def test_erm_mse_and_adam_recipe():
@@ -112,7 +139,7 @@ def test_erm_mse_and_adam_recipe():
     assert isinstance(optimizers["model"], torch.optim.Adam)
     ((batch_s, _),) = _batches(1)
     losses = erm.step(model, batch_s, None, optimizers, erm.ADAM_MSE, it=0)
-    assert math.isfinite(losses["source"])
+    assert set(losses) == {"A/source"} and math.isfinite(losses["A/source"])
 
 
 def test_erm_rejects_unlabelled_source():
@@ -122,14 +149,12 @@ def test_erm_rejects_unlabelled_source():
         erm.step(model, {"image": torch.rand(2, 3, SIZE, SIZE)}, None, erm.make_optimizers(model, cfg), cfg, 0)
 
 
-@pytest.mark.parametrize("key", regda.LABEL_KEYS)
-def test_regda_rejects_labelled_target(key):
-    model = _model(regda)
-    cfg = regda.Config()
-    ((batch_s, batch_t),) = _batches(1)
-    leaked = dict(batch_t, **{key: batch_s["weight"]})
-    with pytest.raises(ValueError, match="target labels"):
-        regda.step(model, batch_s, leaked, regda.make_optimizers(model, cfg), cfg, 0)
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_the_supervised_loss_is_checked_once_for_every_config(name):
+    method = METHODS[name]
+    field = "loss" if method is erm else "source_loss"
+    with pytest.raises(ValueError, match=f"{field} must be one of \\('kl', 'mse'\\)"):
+        method.Config(**{field: "l1"})
 
 
 def test_regda_needs_an_adversarial_head():
@@ -148,7 +173,7 @@ def test_control_learns_from_the_source_only_and_lets_batchnorm_see_the_target()
     for target in (batch_t, other_t):
         model = _model(control)
         losses = control.step(model, batch_s, target, control.make_optimizers(model, cfg), cfg, it=0)
-        assert set(losses) == {"A_source"}
+        assert set(losses) == {"A/source"}
         after.append((_snapshot(model), _bn_buffers(model)))
     (params_1, bn_1), (params_2, bn_2) = after
     # Weights do not depend on the target batch at all...
@@ -164,16 +189,6 @@ def test_control_uses_regdas_optimiser_recipe_without_f_prime():
     assert [g["lr"] for g in optimizers["psi"].param_groups] == [0.02, 0.02]
     assert optimizers["head"].param_groups[0]["lr"] == 0.3
     assert optimizers["head"].param_groups[0]["nesterov"] is True
-
-
-@pytest.mark.parametrize("key", regda.LABEL_KEYS)
-def test_control_rejects_labelled_target(key):
-    model, cfg = _model(control), regda.Config()
-    ((batch_s, batch_t),) = _batches(1)
-    with pytest.raises(ValueError, match="target labels"):
-        control.step(
-            model, batch_s, dict(batch_t, **{key: batch_s["weight"]}), control.make_optimizers(model, cfg), cfg, 0
-        )
 
 
 def test_adabn_running_statistics_are_the_average_over_target_batches():
@@ -206,7 +221,7 @@ def test_regda_lr_schedule_matches_reference():
     optimizers = regda.make_optimizers(model, cfg)
     assert [g["lr"] for g in optimizers["psi"].param_groups] == [0.01, 0.01]
     assert optimizers["head"].param_groups[0]["lr"] == optimizers["head_adv"].param_groups[0]["lr"] == 0.1
-    sched = regda.make_schedulers(optimizers, cfg)
+    sched = contract.make_schedulers(regda, optimizers, cfg)  # the contract's default: the recipe's decay
     for _ in range(5000):
         for s in sched.values():
             s.step()
@@ -226,7 +241,7 @@ def _target_losses(model, x_t, labels):
         )
 
 
-#: Table 2 of the paper, written out here independently of regda.OBJECTIVES: (f' in step B, psi in step C).
+#: Table 2 of the paper, written out here independently of the methods: (f' in step B, psi in step C).
 TABLE2 = {
     "regda": (disparity.minimise_false, disparity.minimise_truth),
     "dd": (disparity.maximise_truth, disparity.minimise_truth),
@@ -234,8 +249,12 @@ TABLE2 = {
 }
 
 
-def test_every_trainer_variant_is_in_table2():
-    assert list(regda.OBJECTIVES) == list(TABLE2)
+def test_every_row_of_table2_is_a_method_or_a_regda_variant():
+    # RegDA's own pair and its variant are Config.objective; the DD row is the dd method, spelled once.
+    assert {**regda.OBJECTIVES, "dd": dd.OBJECTIVES} == TABLE2
+    assert "dd" not in regda.OBJECTIVES
+    with pytest.raises(ValueError, match="run --method dd"):
+        regda.Config(objective="dd")
 
 
 @pytest.mark.parametrize("objective", sorted(TABLE2))
@@ -245,7 +264,7 @@ def test_steps_a_b_c_report_the_disparity_objectives_on_their_own_logits(objecti
     Each expected value is computed from the same parameters just before the step (train-mode BatchNorm
     normalises with the batch's statistics, so the extra forward gives the step's own logits).
     """
-    cfg = regda.Config(objective=objective)
+    cfg = regda.Config()
     model = _model(regda)
     optimizers = regda.make_optimizers(model, cfg)
     ((batch_s, batch_t),) = _batches(1)
@@ -255,16 +274,16 @@ def test_steps_a_b_c_report_the_disparity_objectives_on_their_own_logits(objecti
     with torch.no_grad():
         y_s, y_s_adv = model(batch_s["image"], step=it)
     expected_a = disparity.ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
-    assert torch.equal(regda.step_a(model, batch_s, optimizers, cfg, it)["A_truth"], expected_a)
+    assert torch.equal(regda.step_a(model, batch_s, optimizers, cfg, it)["A/truth"], expected_a)
 
     target = regda.target_pass(model, batch_t["image"], cfg.sigma)
     with torch.no_grad():
         expected_b = loss_b(model.head_adv(target.psi.detach()), target.truth, target.false)
-    assert torch.equal(regda.step_b(model, target, optimizers, cfg), expected_b)
+    assert torch.equal(regda.step_b(model, target, optimizers, cfg, loss_b), expected_b)
 
     with torch.no_grad():  # f' after B's update, on the same psi (the gradient-scaling layer is the identity forward)
         expected_c = loss_c(model.head_adv(target.psi.detach()), target.truth, target.false)
-    assert torch.equal(regda.step_c(model, target, optimizers, cfg, it), expected_c)
+    assert torch.equal(regda.step_c(model, target, optimizers, cfg, it, loss_c), expected_c)
 
 
 @pytest.mark.parametrize(
@@ -281,21 +300,22 @@ def test_table2_objectives_move_their_loss_the_right_way(objective, b_moves, c_m
     The pseudo-labels are held fixed (those of the first target pass): each step optimises against
     its own iteration's labels, and f's prediction would otherwise drift with psi.
     """
-    cfg = regda.Config(objective=objective)
+    cfg = regda.Config()
+    loss_b, loss_c = TABLE2[objective]
     ((_, batch_t),) = _batches(1)
     x_t = batch_t["image"]
     for (which, sign), sub_step in ((b_moves, "B"), (c_moves, "C")):
         model = _model(regda)
         optimizers = regda.make_optimizers(model, cfg)
-        labels = regda.target_pass(model, x_t, cfg.sigma)
+        labels = regda.target_pass(model, x_t)
         index = 0 if which == "truth" else 1
         first = _target_losses(model, x_t, labels)[index]
         for _ in range(3):
             target = regda.TargetPass(model.features(x_t), labels.truth, labels.false)
             if sub_step == "B":
-                regda.step_b(model, target, optimizers, cfg)
+                regda.step_b(model, target, optimizers, cfg, loss_b)
             else:
-                regda.step_c(model, target, optimizers, cfg, it=5000)
+                regda.step_c(model, target, optimizers, cfg, 5000, loss_c)
         last = _target_losses(model, x_t, labels)[index]
         assert sign * (last - first) > 0, (objective, sub_step, which, first, last)
 
@@ -311,19 +331,20 @@ def test_each_substep_changes_only_its_player(fused):
     regda.step_a(model, batch_s, optimizers, cfg, it)
     assert _changed(model, before) == {"backbone", "upsampling", "head", "head_adv"}
 
+    loss_b, loss_c = regda.OBJECTIVES["regda"]
     before = _snapshot(model)
     if fused:
-        target = regda.target_pass(model, batch_t["image"], cfg.sigma)
-        regda.step_b(model, target, optimizers, cfg)
+        target = regda.target_pass(model, batch_t["image"])
+        regda.step_b(model, target, optimizers, cfg, loss_b)
     else:
-        regda.step_b_plain(model, batch_t["image"], optimizers, cfg, it)
+        regda.step_b_plain(model, batch_t["image"], optimizers, cfg, it, loss_b)
     assert _changed(model, before) == {"head_adv"}
 
     before = _snapshot(model)
     if fused:
-        regda.step_c(model, target, optimizers, cfg, it)
+        regda.step_c(model, target, optimizers, cfg, it, loss_c)
     else:
-        regda.step_c_plain(model, batch_t["image"], optimizers, cfg, it)
+        regda.step_c_plain(model, batch_t["image"], optimizers, cfg, it, loss_c)
     assert _changed(model, before) == {"backbone", "upsampling"}
 
 
@@ -333,10 +354,34 @@ def test_step_c_reaches_psi_only_through_the_scaled_gradient():
     cfg = regda.Config(weight_decay=0.0, momentum=0.0, nesterov=False)
     optimizers = regda.make_optimizers(model, cfg)
     ((batch_s, batch_t),) = _batches(1)
-    target = regda.target_pass(model, batch_t["image"], cfg.sigma)
+    target = regda.target_pass(model, batch_t["image"])
     before = _snapshot(model)
-    regda.step_c(model, target, optimizers, cfg, it=0)
+    regda.step_c(model, target, optimizers, cfg, 0, regda.OBJECTIVES["regda"][1])
     assert _changed(model, before) == set()
+
+
+def test_the_warm_start_is_regdas_and_the_model_holds_none():
+    """λ comes from regda.Config.warmup_iterations; the model's own gradient_scale changes nothing."""
+    cfg = regda.Config()
+    ((_, batch_t),) = _batches(1)
+    loss_c = regda.OBJECTIVES["regda"][1]
+
+    def psi_gradient(warmup, model_scale):
+        """The gradient step C leaves on psi's first convolution (the optimiser does not clear it)."""
+        model = _model(regda, gradient_scale=model_scale)
+        with_warmup = dataclasses.replace(cfg, warmup_iterations=warmup)
+        optimizers = regda.make_optimizers(model, with_warmup)
+        regda.step_c(model, regda.target_pass(model, batch_t["image"]), optimizers, with_warmup, 50, loss_c)
+        return model.backbone.conv1.weight.grad
+
+    slow = psi_gradient(1000, GradientScale())
+    assert slow.abs().max() > 0
+    assert torch.equal(psi_gradient(1000, GradientScale(max_steps=1, hi=5.0)), slow)  # not the model's schedule
+    # The gradient into psi is proportional to λ, RegDA's warm start of this iteration.
+    ratio = regda.warm_start(dataclasses.replace(cfg, warmup_iterations=10), 50) / regda.warm_start(cfg, 50)
+    assert ratio > 30
+    expected = slow * ratio
+    torch.testing.assert_close(psi_gradient(10, GradientScale()), expected, rtol=1e-3, atol=1e-4 * expected.abs().max())
 
 
 # ----------------------------------------------------- fused == plain schedule
@@ -347,7 +392,7 @@ def _run_schedule(fused, iterations=3, start=5000):
     model = _model(regda, torch.float64)
     cfg = regda.Config(fused=fused)
     optimizers = regda.make_optimizers(model, cfg)
-    schedulers = regda.make_schedulers(optimizers, cfg)
+    schedulers = contract.make_schedulers(regda, optimizers, cfg)
     history = []
     for i, (batch_s, batch_t) in enumerate(_batches(iterations, dtype=torch.float64)):
         history.append(regda.step(model, batch_s, batch_t, optimizers, cfg, it=start + i))

@@ -29,6 +29,19 @@ def test_eval_curve_reads_evaluations_in_percent_with_an_offset(tmp_path):
     assert runs.eval_curve(records, offset=600) == ([610, 620], [25.0, 50.0])
 
 
+def test_loss_curve_reads_the_vocabulary_and_the_old_names():
+    records = [
+        {"phase": "pretrain", "iteration": 5, "train": {"A/source": 3.0}},
+        *RECORDS,  # a log of an earlier version: "A_source"
+        {"phase": "adapt", "iteration": 15, "train": {"A/source": 0.5, "B/adversary": 2.0}},
+    ]
+    assert runs.loss_curve(records, "A/source") == ([5, 5, 15], [3.0, 1.0, 0.5])
+    assert runs.loss_curve(records, "A/source", phase="adapt") == ([5, 15], [1.0, 0.5])
+    assert runs.loss_curve(records, "B/adversary") == ([15], [2.0])
+    with pytest.raises(KeyError, match=r"no training value 'C/features' .*'A/source', 'B/adversary'"):
+        runs.loss_curve(records, "C/features")
+
+
 def test_log_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no training log"):
         runs.read_log(tmp_path)

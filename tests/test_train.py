@@ -13,7 +13,7 @@ import torch
 
 from regdakit import __main__ as cli
 from regdakit import train as T
-from regdakit.methods import regda
+from regdakit.methods import METHODS, dan, regda
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,29 +75,61 @@ def test_overrides_are_type_checked():
 # ----------------------------------------------------------------- training
 
 
-def test_exact_resume_equals_an_uninterrupted_run(tmp_path):
-    # RegDA after a (shared, cached) pre-training: 3 iterations, stop, resume, 3 more == 6 iterations.
-    whole = T.train(_cfg(tmp_path, run_name="whole"), progress=False)
-    cut = _cfg(tmp_path, run_name="cut", checkpoint_every=100)  # only the stop writes last.pt
+def _tensors(obj, prefix=""):
+    """Every tensor of a (nested) checkpoint entry by its path: what bitwise equality is checked on."""
+    if isinstance(obj, torch.Tensor):
+        return {prefix: obj}
+    if isinstance(obj, dict):
+        return {k: v for key, value in obj.items() for k, v in _tensors(value, f"{prefix}/{key}").items()}
+    if isinstance(obj, (list, tuple)):
+        return {k: v for i, value in enumerate(obj) for k, v in _tensors(value, f"{prefix}/{i}").items()}
+    return {}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_exact_resume_equals_an_uninterrupted_run(tmp_path, method):
+    # Every method (an adaptation after its shared, cached pre-training): 3 iterations, stop, resume, 3 more
+    # == 6 iterations, bit for bit: weights, every optimiser and schedule state, streams, the loss window.
+    length = {"pretrain_iterations": 6} if method == "erm" else {}
+    whole = T.train(_cfg(tmp_path, method=method, run_name="whole", **length), progress=False)
+    cut = _cfg(tmp_path, method=method, run_name="cut", checkpoint_every=100, **length)  # only the stop writes
     assert T.train(cut, stop_after=3, progress=False)["metrics"] is None
     resumed = T.train(cut, resume=True, progress=False)
     assert resumed["metrics"] == whole["metrics"]
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
     assert a["iteration"] == b["iteration"] == 6
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
-    for name in a["optimizers"]:
-        for pid, state in a["optimizers"][name]["state"].items():
-            assert torch.equal(state["momentum_buffer"], b["optimizers"][name]["state"][pid]["momentum_buffer"])
-    assert a["schedulers"] == b["schedulers"]
-    assert torch.equal(a["streams"]["target"]["generator"], b["streams"]["target"]["generator"])
+    assert a["parts"] == b["parts"] == list(METHODS[method].PARTS)
+    for entry in ("model", "optimizers", "streams"):
+        tensors_a, tensors_b = _tensors(a[entry]), _tensors(b[entry])
+        assert tensors_a.keys() == tensors_b.keys() and tensors_a, entry
+        for key, value in tensors_a.items():
+            assert torch.equal(value, tensors_b[key]), (entry, key)
+    assert a["schedulers"] == b["schedulers"] and a["window"] == b["window"]
     # The metrics log is the same line for line (the lines after the cut were not duplicated).
     log_whole = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
     log_cut = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert log_whole == log_cut
-    # Pre-training ran once, for both runs.
-    assert len(list((tmp_path / "pretrain").iterdir())) == 1
+    # An adaptation method's pre-training ran once, for both runs (ERM has none).
+    cached = list((tmp_path / "pretrain").iterdir()) if method != "erm" else []
+    assert len(cached) == (0 if method == "erm" else 1) and not (method == "erm" and (tmp_path / "pretrain").exists())
+
+
+def test_a_run_resumes_exactly_across_the_rename_of_the_loss_keys(tmp_path):
+    # A checkpoint written before the loss-key vocabulary holds its loss window under the old names: resumed,
+    # the window continues under the new ones, so the next logged means are those of an uninterrupted run.
+    whole = _cfg(tmp_path, run_name="whole", log_every=4)
+    T.train(whole, progress=False)
+    cut = _cfg(tmp_path, run_name="cut", log_every=4, checkpoint_every=100)
+    T.train(cut, stop_after=3, progress=False)
+    state = torch.load(cut.run_dir / "last.pt", weights_only=True)
+    old_names = {"A/source": "A_source", "A/truth": "A_truth", "B/adversary": "B_false", "C/features": "C_truth"}
+    state["window"] = {old_names.get(k, k): v for k, v in state["window"].items()}
+    del state["parts"]  # nor did checkpoints record their parts
+    torch.save(state, cut.run_dir / "last.pt")
+    T.train(cut, resume=True, progress=False)
+    logs = [(run.run_dir / "metrics.jsonl").read_text() for run in (whole, cut)]
+    assert logs[0] == logs[1]
 
 
 def test_a_fresh_run_refuses_an_existing_run_directory(tmp_path):
@@ -112,16 +144,17 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     real_step = regda.step
     seen_target_keys = set()
 
-    def step(model, batch_s, batch_t, optimizers, cfg, it):
+    def step(model, batch_s, batch_t, optimizers, cfg, it, **settings):
         seen_target_keys.update(batch_t)
-        losses = real_step(model, batch_s, batch_t, optimizers, cfg, it)
+        losses = real_step(model, batch_s, batch_t, optimizers, cfg, it, **settings)
         if it == 4:
-            losses["B_false"] = float("nan")
+            losses["B/adversary"] = float("nan")
         return losses
 
     monkeypatch.setattr(regda, "step", step)
     cfg = _cfg(tmp_path)
-    with pytest.raises(T.NonFiniteLossError, match=r"'B_false' of step B .* is nan at iteration 4"):
+    message = r"'B/adversary' of regda's step B \(f' on the target, psi and f fixed\) is nan at iteration 4"
+    with pytest.raises(T.NonFiniteLossError, match=message):
         T.train(cfg, progress=False)
     assert torch.load(cfg.run_dir / "last.pt", weights_only=True)["iteration"] == 3
     # Target batches reached the step without labels.
@@ -129,6 +162,18 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
     # The kept checkpoint evaluates.
     kept = T.evaluate_checkpoint(cfg.run_dir / "last.pt", "cpu")
     assert kept["iteration"] == 3 and all(math.isfinite(v) for m in kept["metrics"].values() for v in m.values())
+
+
+def test_a_nan_names_the_step_of_the_method_that_computed_it(tmp_path, monkeypatch):
+    # DAN has one update; its MMD is a loss of DAN's step A, not of "the ERM step".
+    real_step = dan.step
+
+    def step(*args, **settings):
+        return {**real_step(*args, **settings), "A/mmd": float("inf")}
+
+    monkeypatch.setattr(dan, "step", step)
+    with pytest.raises(T.NonFiniteLossError, match=r"loss 'A/mmd' of dan's step A \(psi and f on source and target"):
+        T.train(_cfg(tmp_path, method="dan"), progress=False)
 
 
 def test_non_finite_batchnorm_statistics_stop_the_run_before_a_checkpoint_holds_them(tmp_path, monkeypatch):
@@ -311,7 +356,7 @@ def test_control_adapts_the_cached_source_only_model_without_target_labels(tmp_p
     assert list((tmp_path / "pretrain").iterdir()) == cached  # the same pre-training, reused
     assert result["iteration"] == 6 and seen_target_keys == {"image", "meta"}
     state = torch.load(tmp_path / "hands-control-tiny64-seed0" / "last.pt", weights_only=True)
-    assert not state["adversarial"]
+    assert state["parts"] == []  # no f': the control has no game
 
 
 def test_regda_can_start_from_a_source_only_checkpoint(tmp_path):
@@ -338,13 +383,34 @@ def test_an_erm_run_computes_exactly_regdas_cached_pretraining(tmp_path):
     assert all(torch.equal(cached[k], trained[k]) for k in cached)
 
 
-def test_regda_warm_start_horizon_comes_from_the_config(tmp_path):
+def test_regda_warm_start_horizon_is_regdas_not_the_models(tmp_path):
     cfg = _cfg(tmp_path, regda=regda.Config(warmup_iterations=7))
+    assert regda.warm_start(T.method_config(cfg), 7) == pytest.approx(0.1 * math.tanh(0.5))
+    # The model holds no schedule of the run: the same model whatever the method's settings.
     model = T.build_model(cfg, adversarial=True, seed=0)
-    assert model.gradient_scale.max_steps == 7
-    assert model.gradient_scale.lam(7) == pytest.approx(0.1 * math.tanh(0.5))
+    default = T.build_model(_cfg(tmp_path), adversarial=True, seed=0)
+    assert repr(model) == repr(default)
     with pytest.raises(ValueError, match="warmup_iterations must be >= 1"):
         regda.Config(warmup_iterations=0)
+
+
+def test_load_checkpoint_builds_the_recorded_parts_and_guesses_only_for_old_checkpoints(tmp_path):
+    cfg = _cfg(tmp_path, method="dann", adapt_iterations=3)
+    T.train(cfg, progress=False)
+    state = torch.load(cfg.run_dir / "last.pt", weights_only=True)
+    assert state["parts"] == ["domain_discriminator"] and "adversarial" not in state
+    model, _, _ = T.load_checkpoint(cfg.run_dir / "last.pt", "cpu")
+    assert model.head_adv is None and model.domain_discriminator is not None
+    # A checkpoint of an earlier version has no "parts": they are read off its weights' names.
+    old = dict(state)
+    del old["parts"]
+    torch.save(old, tmp_path / "old.pt")
+    guessed, _, _ = T.load_checkpoint(tmp_path / "old.pt", "cpu")
+    assert guessed.state_dict().keys() == model.state_dict().keys()
+    # Recorded parts the run's method does not attach are an error, not a silent other model.
+    torch.save(dict(state, parts=["domain_discriminator", "something_else"]), tmp_path / "odd.pt")
+    with pytest.raises(T.CheckpointError, match=r"parts \['something_else'\]"):
+        T.load_checkpoint(tmp_path / "odd.pt", "cpu")
 
 
 def test_init_checkpoint_errors(tmp_path):
@@ -433,3 +499,50 @@ def test_the_facade_reexports_the_trainer_api():
     # The methods of a run come from METHODS: each adaptation method, ERM, and ERM on target labels.
     assert T.RUN_METHODS == ("erm", "oracle", *T.ADAPT_METHODS)
     assert set(T.ADAPT_METHODS) == set(METHODS) - {"erm"}
+
+
+# ------------------------------------------------------------------ adding a method
+
+
+def _trivial_method():
+    """A method in a module of its own: source-only SGD of psi and f, the target batch unused."""
+    import types
+    from dataclasses import dataclass
+
+    from regdakit.methods import common, recipe
+
+    module = types.ModuleType("trivial_method")
+
+    @dataclass(frozen=True)
+    class Config(recipe.SGDRecipe):
+        """The trivial method's settings: the shared SGD recipe only."""
+
+    def make_optimizers(model, cfg):
+        return recipe.make_optimizers(model, cfg, ("psi", "head"))
+
+    def step(model, batch_s, batch_t, optimizers, cfg, it):
+        common.check_unlabelled(batch_t)
+        loss = common.source_loss(model.head(model.features(batch_s["image"])), batch_s["heatmap"], batch_s["weight"])
+        common.minimise(loss, optimizers.values())
+        return {"A/source": loss.item()}
+
+    module.Config, module.STEPS, module.PARTS = Config, {"A": "psi and f on the source"}, ()
+    module.make_optimizers, module.step = make_optimizers, step
+    return module
+
+
+def test_adding_a_method_is_one_module_and_one_entry_in_methods(tmp_path, monkeypatch):
+    from regdakit.methods import contract
+
+    trivial = _trivial_method()
+    assert isinstance(trivial, contract.Method)
+    monkeypatch.setitem(METHODS, "trivial", trivial)  # the one entry
+    cfg = _cfg(tmp_path, method="trivial", adapt_iterations=2)
+    assert "trivial" in T.setting_choices()["method"] and T.method_config(cfg) == trivial.Config()
+    result = T.train(cfg, progress=False)
+    assert result["iteration"] == 2 and math.isfinite(result["metrics"]["target_test"]["pck@0.05/all"])
+    log = [json.loads(line) for line in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [list(r["train"]) for r in log if "train" in r] == [["A/source"]]
+    assert (tmp_path / "pretrain").is_dir()  # it adapted the shared source-only pre-training
+    model, loaded, _ = T.load_checkpoint(cfg.run_dir / "last.pt", "cpu")
+    assert loaded.method == "trivial" and model.head_adv is None

@@ -25,21 +25,24 @@ from typing import Any
 
 import torch
 
-from regdakit.methods import regda
-from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import minimise
-from regdakit.methods.regda import Config, _check_unlabelled, make_schedulers
+from regdakit.methods import recipe
+from regdakit.methods.common import check_unlabelled, minimise, source_loss
+from regdakit.methods.regda import Config
 from regdakit.models import PoseResNet
 
-__all__ = ["ADVERSARIAL_HEAD", "Config", "make_optimizers", "make_schedulers", "step"]
+__all__ = ["CONFIG_SECTION", "PARTS", "STEPS", "Config", "make_optimizers", "step"]
 
 #: The control has no game, so no ``f'``.
-ADVERSARIAL_HEAD = False
+PARTS = ()
+#: One update; the target batch only passes through BatchNorm.
+STEPS = {"A": "psi and f on the source (the target batch is forwarded without a graph, for BatchNorm)"}
+#: The control's hyper-parameters are RegDA's (``--regda.KEY``): same optimisers, rates and source loss.
+CONFIG_SECTION = "regda"
 
 
 def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
     """RegDA's SGD optimisers of ``psi`` and ``f`` (same rates, momentum, decay); no ``f'``."""
-    return regda.make_optimizers(model, cfg, players=("psi", "head"))
+    return recipe.make_optimizers(model, cfg, ("psi", "head"))
 
 
 def step(
@@ -61,12 +64,12 @@ def step(
         it: The iteration (unused: no gradient-scaling layer is involved; kept for the shared interface).
 
     Returns:
-        ``{"A_source": L_src}``.
+        ``{"A/source": L_src}``.
     """
-    _check_unlabelled(batch_t)
+    check_unlabelled(batch_t)
     y_s = model.head(model.features(batch_s["image"]))  # (B, K, H, W)
     loss = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
     minimise(loss, optimizers.values())
     with torch.no_grad():  # BatchNorm running statistics of psi and f see the target batch
         model.head(model.features(batch_t["image"]))
-    return {"A_source": loss.item()}
+    return {"A/source": loss.item()}

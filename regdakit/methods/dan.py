@@ -42,24 +42,25 @@ import torch
 
 from regdakit._validation import check_positive, check_tensor
 from regdakit.methods import recipe
-from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe, minimise
-from regdakit.methods.regda import _check_unlabelled
+from regdakit.methods.common import check_source_loss, check_unlabelled, minimise, source_loss
+from regdakit.methods.recipe import SGDRecipe
 from regdakit.models import PoseResNet
 
 __all__ = [
-    "ADVERSARIAL_HEAD",
+    "PARTS",
+    "STEPS",
     "Config",
     "gaussian_kernel_sum",
     "make_optimizers",
-    "make_schedulers",
     "mk_mmd",
     "pooled_features",
     "step",
 ]
 
-#: DAN needs no second head.
-ADVERSARIAL_HEAD = False
+#: DAN adds nothing to the detector.
+PARTS = ()
+#: One update (the schedules are the recipe's shared decay, the contract's default).
+STEPS = {"A": "psi and f on source and target (supervised loss + MK-MMD)"}
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,7 @@ class Config(SGDRecipe):
         check_positive("trade_off", self.trade_off, allow_zero=True)
         if not self.kernel_scales or any(not 0 < s < math.inf for s in self.kernel_scales):
             raise ValueError(f"kernel_scales must be finite positive numbers, got {self.kernel_scales}")
-        if self.source_loss not in ("kl", "mse"):
-            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+        check_source_loss(self.source_loss)
 
 
 def pooled_features(psi: torch.Tensor) -> torch.Tensor:
@@ -147,11 +147,6 @@ def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Opt
     return recipe.make_optimizers(model, cfg, ("psi", "head"))
 
 
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
-    """RegDA's per-iteration decay of every optimiser."""
-    return recipe.make_schedulers(optimizers, cfg)
-
-
 def step(
     model: PoseResNet,
     batch_s: Mapping[str, Any],
@@ -171,9 +166,9 @@ def step(
         it: The iteration (unused; kept for the shared interface).
 
     Returns:
-        ``{"source", "mmd"}``.
+        ``{"A/source", "A/mmd"}``.
     """
-    _check_unlabelled(batch_t)
+    check_unlabelled(batch_t)
     m = len(batch_s["image"])
     psi = model.features(torch.cat([batch_s["image"], batch_t["image"]]))  # (m + n, C, H, W): one BatchNorm batch
     loss_src = source_loss(model.head(psi[:m]), batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
@@ -182,4 +177,4 @@ def step(
     loss = loss_src + cfg.trade_off * mmd
     minimise(loss, optimizers.values())
     values = torch.stack([loss_src.detach(), mmd.detach()]).tolist()
-    return dict(zip(("source", "mmd"), values, strict=True))
+    return dict(zip(("A/source", "A/mmd"), values, strict=True))

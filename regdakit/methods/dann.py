@@ -44,26 +44,27 @@ from torch import nn
 
 from regdakit._validation import check_positive
 from regdakit.methods import recipe
+from regdakit.methods.common import check_source_loss, check_unlabelled, minimise, source_loss
 from regdakit.methods.dan import pooled_features
-from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe, minimise
-from regdakit.methods.regda import _check_unlabelled
-from regdakit.models import PoseResNet
+from regdakit.methods.recipe import SGDRecipe
+from regdakit.models import PoseResNet, reverse_gradient
 
 __all__ = [
-    "ADVERSARIAL_HEAD",
+    "PARTS",
+    "STEPS",
     "Config",
     "DomainDiscriminator",
     "make_optimizers",
-    "make_schedulers",
     "prepare",
     "reverse_gradient",
     "reversal_lambda",
     "step",
 ]
 
-#: DANN needs no second head; its adversary is the domain discriminator.
-ADVERSARIAL_HEAD = False
+#: DANN's adversary is the domain discriminator, which :func:`prepare` attaches (no second head).
+PARTS = ("domain_discriminator",)
+#: One update: one backward serves every player through the reversal layer.
+STEPS = {"A": "psi, f and the domain discriminator on source and target (through gradient reversal)"}
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,7 @@ class Config(SGDRecipe):
         for name in ("hidden", "reversal_iterations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.source_loss not in ("kl", "mse"):
-            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+        check_source_loss(self.source_loss)
 
 
 def reversal_lambda(it: int, cfg: Config) -> float:
@@ -103,28 +103,6 @@ def reversal_lambda(it: int, cfg: Config) -> float:
     """
     p = it / cfg.reversal_iterations
     return cfg.reversal_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
-
-
-class _ReverseGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, lam: float) -> torch.Tensor:
-        ctx.lam = lam
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.lam * grad, None
-
-
-def reverse_gradient(x: torch.Tensor, lam: float) -> torch.Tensor:
-    """Identity forward; backward multiplies the gradient by ``-lam`` (DANN's ``R_λ``, Eq. 10).
-
-    >>> x = torch.ones(2, requires_grad=True)
-    >>> reverse_gradient(x, 0.5).sum().backward()
-    >>> x.grad
-    tensor([-0.5000, -0.5000])
-    """
-    return _ReverseGradient.apply(x, check_positive("lam", lam, allow_zero=True))
 
 
 class DomainDiscriminator(nn.Sequential):
@@ -169,11 +147,6 @@ def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Opt
     return recipe.make_optimizers(model, cfg, ("psi", "head", "domain_discriminator"))
 
 
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
-    """RegDA's per-iteration decay of every optimiser."""
-    return recipe.make_schedulers(optimizers, cfg)
-
-
 def step(
     model: PoseResNet,
     batch_s: Mapping[str, Any],
@@ -193,10 +166,11 @@ def step(
         it: The iteration; sets ``λ`` (:func:`reversal_lambda`).
 
     Returns:
-        ``{"source", "domain", "domain_accuracy"}``: the supervised loss, the discriminator's binary
-        cross-entropy and its accuracy on this batch (0.5 = the features fool it).
+        ``{"A/source", "A/domain", "metric/domain_accuracy"}``: the supervised loss, the discriminator's
+        binary cross-entropy, and (a metric, not a loss) its accuracy on this batch (0.5 = the features
+        fool it).
     """
-    _check_unlabelled(batch_t)
+    check_unlabelled(batch_t)
     m, n = len(batch_s["image"]), len(batch_t["image"])
     psi = model.features(torch.cat([batch_s["image"], batch_t["image"]]))  # (m + n, C, H, W): one BatchNorm batch
     loss_src = source_loss(model.head(psi[:m]), batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
@@ -207,4 +181,4 @@ def step(
     minimise(loss, optimizers.values())
     accuracy = ((logits.detach() > 0).float() == is_source).float().mean()
     values = torch.stack([loss_src.detach(), loss_domain.detach(), accuracy]).tolist()
-    return dict(zip(("source", "domain", "domain_accuracy"), values, strict=True))
+    return dict(zip(("A/source", "A/domain", "metric/domain_accuracy"), values, strict=True))

@@ -8,47 +8,72 @@ it. The RegDA paper adapts DD to keypoints with the heatmap disparity
 ``L_T = KL(H(ŷ) || f')`` (:func:`regdakit.disparity.ground_truth_disparity`) and
 lists it as the first row of its Table 2: ``f'`` maximises ``L_T``
 (:func:`regdakit.disparity.maximise_truth`), ``psi`` minimises ``L_T``
-(:func:`regdakit.disparity.minimise_truth`). One iteration, every step a minimisation:
+(:func:`regdakit.disparity.minimise_truth`): :data:`OBJECTIVES`. One iteration, every step a minimisation:
 
 * A (source, everything trains): ``L_src(f) + margin * trade_off * L_T`` (``f'`` agrees with ``f``
   on the source: the source half of DD's disparity difference, with ``margin`` as DD's ``γ``);
 * B (target, ``psi`` and ``f`` fixed): ``f'`` minimises ``-trade_off * L_T`` (maximises the disparity);
 * C (target, ``f`` and ``f'`` fixed): ``psi`` minimises ``trade_off * L_T`` through the gradient-scaling layer.
 
-This is RegDA's schedule with step B's objective flipped, so the module reuses
-:mod:`regdakit.methods.regda` with ``objective="dd"`` (same optimisers,
-fused target pass, warm start). What the keypoint version forces and why it
-fails (the mean-versus-variance argument, notebook 03): maximising a KL
-between heatmaps is unbounded and mostly *spreads* ``f'``'s distribution
-instead of moving its mass to plausible wrong places, so step C learns
-little about where ``f`` errs.
+This is RegDA's schedule with DD's pair of objectives, so the step is
+:func:`regdakit.methods.regda.iteration` with :data:`OBJECTIVES`, and the
+hyper-parameters are RegDA's (same optimisers, fused target pass, warm start,
+margin: the run config's ``regda`` section; its ``objective``, which selects
+RegDA's own variants, must stay ``"regda"``). What the keypoint version
+forces and why it fails (the mean-versus-variance argument, notebook 03):
+maximising a KL between heatmaps is unbounded and mostly *spreads* ``f'``'s
+distribution instead of moving its mass to plausible wrong places, so step C
+learns little about where ``f`` errs.
 
->>> cfg = make_config()
->>> cfg.objective, cfg.margin
-('dd', 4.0)
+>>> OBJECTIVES[0].__name__, OBJECTIVES[1].__name__
+('maximise_truth', 'minimise_truth')
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from regdakit import disparity
+from regdakit.disparity import Objective
 from regdakit.methods import regda
-from regdakit.methods.regda import Config, make_optimizers, make_schedulers
+from regdakit.methods.regda import Config, make_optimizers
 from regdakit.models import PoseResNet
 
-__all__ = ["ADVERSARIAL_HEAD", "Config", "make_config", "make_optimizers", "make_schedulers", "step"]
+__all__ = [
+    "CONFIG_SECTION",
+    "OBJECTIVES",
+    "PARTS",
+    "STEPS",
+    "Config",
+    "check_config",
+    "make_optimizers",
+    "step",
+]
 
 #: DD's adversarial hypothesis is the head ``f'``.
-ADVERSARIAL_HEAD = True
+PARTS = regda.PARTS
+#: RegDA's updates, with step B's objective flipped.
+STEPS = regda.STEPS
+#: DD's hyper-parameters are RegDA's (``--regda.KEY``).
+CONFIG_SECTION = "regda"
+
+#: (step B's loss of ``f'``, step C's loss of ``psi``): ``f'`` maximises ``L_T``, ``psi`` minimises it.
+OBJECTIVES: tuple[Objective, Objective] = (disparity.maximise_truth, disparity.minimise_truth)
 
 
-def make_config(**changes: Any) -> Config:
-    """RegDA's :class:`~regdakit.methods.regda.Config` with ``objective="dd"`` (and any other changes)."""
-    return dataclasses.replace(Config(objective="dd"), **changes)
+def check_config(cfg: Config) -> None:
+    """Refuse a RegDA section that selects one of RegDA's own variants: DD's pair is :data:`OBJECTIVES`.
+
+    >>> check_config(Config())  # RegDA's section as it is by default: accepted
+    """
+    if cfg.objective != "regda":
+        raise ValueError(
+            "method 'dd' has its own objectives (f' maximises L_T, psi minimises it); "
+            f"regda.objective={cfg.objective!r} selects a variant of --method regda: drop it"
+        )
 
 
 def step(
@@ -59,15 +84,14 @@ def step(
     cfg: Config,
     it: int,
 ) -> dict[str, float]:
-    """One DD iteration: :func:`regdakit.methods.regda.step` with ``objective="dd"``.
+    """One DD iteration: :func:`regdakit.methods.regda.iteration` with DD's :data:`OBJECTIVES`.
 
     Returns:
-        ``{"A_source", "A_truth", "B_false", "C_truth"}`` as RegDA's step; here ``B_false`` holds
-        step B's own objective ``-L_T``.
+        ``{"A/source", "A/truth", "B/adversary", "C/features"}`` as RegDA's step; here ``B/adversary`` is
+        step B's own objective ``-L_T`` and ``C/features`` is ``L_T`` on the target.
 
     Raises:
-        ValueError: ``cfg.objective`` is not ``"dd"`` (build the config with :func:`make_config`).
+        ValueError: ``cfg.objective`` is not ``"regda"`` (:func:`check_config`), or ``batch_t`` carries labels.
     """
-    if cfg.objective != "dd":
-        raise ValueError(f"DD runs RegDA's steps with objective='dd', got objective={cfg.objective!r}")
-    return regda.step(model, batch_s, batch_t, optimizers, cfg, it)
+    check_config(cfg)
+    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES)

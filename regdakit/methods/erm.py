@@ -26,7 +26,7 @@ Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells.
 >>> optimizers = make_optimizers(model, cfg)
 >>> batch = {"image": torch.rand(2, 3, 64, 64), "heatmap": torch.rand(2, 5, 16, 16), "weight": torch.ones(2, 5)}
 >>> sorted(step(model, batch, None, optimizers, cfg, it=0))
-['source']
+['A/source']
 """
 
 from __future__ import annotations
@@ -38,14 +38,18 @@ from typing import Any
 import torch
 
 from regdakit._validation import check_positive
-from regdakit.losses import kl_heatmap_loss, mse_heatmap_loss
+from regdakit.methods.common import check_labelled, check_source_loss, minimise, source_loss
 from regdakit.methods.recipe import check_sgd_momentum
 from regdakit.models import PoseResNet, parameter_groups
 
-__all__ = ["ADAM_MSE", "Config", "make_optimizers", "make_schedulers", "source_loss", "step"]
+__all__ = ["ADAM_MSE", "OPTIMIZERS", "PARTS", "STEPS", "Config", "make_optimizers", "make_schedulers", "step"]
 
-LOSSES = ("kl", "mse")
 OPTIMIZERS = ("sgd", "adam")
+
+#: ERM trains the detector's own ``psi`` and ``f``; a model with ``f'`` keeps it untouched.
+PARTS = ()
+#: One update.
+STEPS = {"A": "psi and f on the labelled batch"}
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,7 @@ class Config:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_source_loss(self.loss, "loss")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("lr", "backbone_lr_factor"):
@@ -122,25 +125,6 @@ def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
     }
 
 
-def source_loss(y: torch.Tensor, heatmap: torch.Tensor, weight: torch.Tensor, loss: str = "kl") -> torch.Tensor:
-    """Supervised heatmap loss of the main head, KL (softmax over ``H·W``) or MSE on the logits.
-
-    Args:
-        y: ``(B, K, H, W)`` logits of ``f``.
-        heatmap: ``(B, K, H, W)`` ground-truth heatmaps ``H(y)``.
-        weight: ``(B, K)`` visibility weights (labelled data only).
-        loss: ``"kl"`` or ``"mse"``.
-
-    Returns:
-        Scalar tensor.
-    """
-    if loss == "kl":
-        return kl_heatmap_loss(y, heatmap, weight)
-    if loss == "mse":
-        return mse_heatmap_loss(y, heatmap, weight)
-    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-
-
 def step(
     model: PoseResNet,
     batch_s: Mapping[str, Any],
@@ -160,16 +144,11 @@ def step(
         it: Iteration (unused: ERM has no warm-up; kept for the shared interface).
 
     Returns:
-        ``{"source": loss}``.
+        ``{"A/source": loss}``.
     """
-    for key in ("image", "heatmap", "weight"):
-        if key not in batch_s:
-            raise ValueError(f"batch_s needs {key!r} (a labelled batch), has {sorted(batch_s)}")
+    check_labelled(batch_s)
     # Only the main head: computing y_adv would cost a head forward for nothing.
     y = model.head(model.features(batch_s["image"]))
     loss = source_loss(y, batch_s["heatmap"], batch_s["weight"], cfg.loss)
-    opt = optimizers["model"]
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return {"source": loss.item()}
+    minimise(loss, optimizers.values())
+    return {"A/source": loss.item()}

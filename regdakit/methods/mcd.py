@@ -46,25 +46,30 @@ import torch
 from regdakit._validation import check_positive
 from regdakit.losses import heatmap_discrepancy
 from regdakit.methods import recipe
-from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe, minimise
-from regdakit.methods.regda import _check_unlabelled, _minimise, _params
+from regdakit.methods.common import check_source_loss, check_unlabelled, minimise, parameters, source_loss
+from regdakit.methods.recipe import SGDRecipe
 from regdakit.models import PoseResNet
 
 __all__ = [
-    "ADVERSARIAL_HEAD",
+    "PARTS",
+    "STEPS",
     "Config",
     "heatmap_discrepancy",
     "make_optimizers",
-    "make_schedulers",
     "step",
     "step_a",
     "step_b",
     "step_c",
 ]
 
-#: MCD needs the second head ``f'`` (the trainer builds the model with it).
-ADVERSARIAL_HEAD = True
+#: MCD's second classifier is the head ``f'`` (the trainer builds the model with it).
+PARTS = ("head_adv",)
+#: The updates of one iteration (MCD Eq. 2, 3-4 and 5).
+STEPS = {
+    "A": "psi, f and f' on the source",
+    "B": "f and f' on the source and the target, psi fixed",
+    "C": "psi on the target, f and f' fixed",
+}
 
 
 @dataclass(frozen=True)
@@ -86,18 +91,12 @@ class Config(SGDRecipe):
         check_positive("trade_off", self.trade_off, allow_zero=True)
         if self.feature_steps < 1:
             raise ValueError(f"feature_steps must be >= 1, got {self.feature_steps}")
-        if self.source_loss not in ("kl", "mse"):
-            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+        check_source_loss(self.source_loss)
 
 
 def make_optimizers(model: PoseResNet, cfg: Config) -> dict[str, torch.optim.Optimizer]:
     """``{"psi", "head", "head_adv"}``: one SGD optimiser per player (RegDA's rates)."""
     return recipe.make_optimizers(model, cfg, ("psi", "head", "head_adv"))
-
-
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
-    """RegDA's per-iteration decay of every optimiser."""
-    return recipe.make_schedulers(optimizers, cfg)
 
 
 def _both_heads_source(model: PoseResNet, psi_s: torch.Tensor, batch_s: Mapping[str, Any], cfg: Config) -> torch.Tensor:
@@ -166,7 +165,7 @@ def step_c(
     """
     disc = heatmap_discrepancy(model.head(psi_t), model.head_adv(psi_t))
     opt = optimizers["psi"]
-    _minimise(cfg.trade_off * disc, opt, inputs=_params(opt))
+    minimise(cfg.trade_off * disc, [opt], inputs=parameters(opt))
     return disc.detach()
 
 
@@ -189,10 +188,10 @@ def step(
         it: The iteration (unused: no warm-up; kept for the shared interface).
 
     Returns:
-        ``{"A_source", "B_source", "B_discrepancy", "C_discrepancy"}``: both heads' source loss in A and B,
+        ``{"A/source", "B/source", "B/discrepancy", "C/discrepancy"}``: both heads' source loss in A and B,
         the target discrepancy the heads maximised in B, and the one ``psi`` minimised in (the last) C.
     """
-    _check_unlabelled(batch_t)
+    check_unlabelled(batch_t)
     if model.head_adv is None:
         raise ValueError("MCD needs a model with a second head f' (pose_resnet(..., adversarial=True))")
     loss_a = step_a(model, batch_s, optimizers, cfg)
@@ -203,4 +202,4 @@ def step(
     for k in range(cfg.feature_steps):
         disc_c = step_c(model, psi_t if k == 0 else model.features(batch_t["image"]), optimizers, cfg)
     values = torch.stack([loss_a, loss_b, disc_b, disc_c]).tolist()
-    return dict(zip(("A_source", "B_source", "B_discrepancy", "C_discrepancy"), values, strict=True))
+    return dict(zip(("A/source", "B/source", "B/discrepancy", "C/discrepancy"), values, strict=True))

@@ -27,7 +27,7 @@ from torch import nn
 from regdakit._validation import check_positive
 from regdakit.models import PoseResNet, parameter_groups
 
-__all__ = ["PLAYERS", "SGDRecipe", "check_sgd_momentum", "make_optimizers", "make_schedulers", "minimise", "sgd"]
+__all__ = ["PLAYERS", "SGDRecipe", "check_sgd_momentum", "make_optimizers", "make_schedulers", "sgd"]
 
 #: The players a recipe can build optimisers for: ``psi`` (backbone + upsampling), ``f``, ``f'``, and any
 #: extra module a method attaches to the model (e.g. DANN's ``domain_discriminator``).
@@ -123,22 +123,3 @@ def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], recipe: SGD
         return (1 + recipe.lr_gamma * i) ** -recipe.lr_decay
 
     return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}
-
-
-def minimise(
-    loss: torch.Tensor, optimizers: Iterable[torch.optim.Optimizer], inputs: list[torch.Tensor] | None = None
-) -> None:
-    """One update of the given players: ``zero_grad`` all, ``loss.backward(inputs=inputs)``, ``step`` all.
-
-    Args:
-        loss: Scalar to minimise.
-        optimizers: The players this update moves (the others keep their weights).
-        inputs: Restrict the backward to these tensors (e.g. ``psi``'s parameters in RegDA's step C),
-            so no gradient is computed for parameters nobody steps.
-    """
-    optimizers = list(optimizers)
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss.backward(inputs=inputs)
-    for opt in optimizers:
-        opt.step()

@@ -15,6 +15,17 @@ disparity ``L_F = KL(P_F(ŷ) || f')``, both from :mod:`regdakit.disparity`
   through the gradient-scaling layer; the features must make ``f'`` agree with
   ``f`` again, i.e. move away from the ground-false places.
 
+The gradient-scaling layer between ``psi`` and ``f'`` multiplies the gradient
+by the warm-start ``λ(it) = 0.1·tanh(it / (2N))`` (:func:`warm_start`), ``N``
+this method's ``Config.warmup_iterations``: the schedule is RegDA's, applied
+by its steps (:func:`regdakit.models.scale_gradient`); the model keeps no
+state about it.
+
+The objectives of steps B and C are a pair of :data:`regdakit.disparity.Objective`;
+:func:`iteration` runs the schedule with any pair: RegDA's own and its Table-2
+variant ``false_max`` (:data:`OBJECTIVES`, ``Config.objective``), and DD's
+(:mod:`regdakit.methods.dd`).
+
 Two schedules compute the same update (``Config.fused``):
 
 * ``fused=True`` (default): one grad-enabled target forward of ``psi``. B
@@ -41,7 +52,8 @@ checks all of this.
 Target batches carry only ``image``: no target keypoints, visibility or
 weights enter any loss (the reference weights ``L_T`` / ``L_F`` on the target
 with annotated visibility, a label leak). A target batch with label keys is
-rejected, so the rule is enforced by structure.
+rejected (:func:`regdakit.methods.common.check_unlabelled`), so the rule is
+enforced by structure.
 
 Shape legend: ``B`` batch, ``K`` keypoints, ``H x W`` heatmap cells (a quarter
 of the image side).
@@ -59,18 +71,18 @@ from regdakit import disparity
 from regdakit._validation import check_positive
 from regdakit.disparity import Objective, ground_truth_loss, pseudo_labels
 from regdakit.methods import recipe
-from regdakit.methods.erm import source_loss
-from regdakit.methods.recipe import SGDRecipe, minimise
-from regdakit.models import PoseResNet
+from regdakit.methods.common import check_source_loss, check_unlabelled, minimise, parameters, source_loss
+from regdakit.methods.recipe import SGDRecipe
+from regdakit.models import PoseResNet, scale_gradient, warm_start_lambda
 
 __all__ = [
-    "ADVERSARIAL_HEAD",
-    "LABEL_KEYS",
     "OBJECTIVES",
+    "PARTS",
+    "STEPS",
     "Config",
     "TargetPass",
+    "iteration",
     "make_optimizers",
-    "make_schedulers",
     "step",
     "step_a",
     "step_b",
@@ -78,31 +90,36 @@ __all__ = [
     "step_c",
     "step_c_plain",
     "target_pass",
+    "warm_start",
 ]
 
 #: RegDA's adversary is the head ``f'`` (the trainer builds the model with it).
-ADVERSARIAL_HEAD = True
+PARTS = ("head_adv",)
 
-#: Keys of a labelled batch; none may appear in a target batch.
-LABEL_KEYS = ("keypoints", "visible", "heatmap", "weight")
+#: The updates of one iteration (the keys of what :func:`step` returns start with these letters).
+STEPS = {
+    "A": "psi, f and f' on the source",
+    "B": "f' on the target, psi and f fixed",
+    "C": "psi on the target through the gradient-scaling layer, f and f' fixed",
+}
 
 
 # --------------------------------------------------------------------------
-# The target objectives. Table 2 of the paper ablates RegDA's pair; each
-# variant is one entry of OBJECTIVES, selected by Config.objective:
+# The target objectives. Table 2 of the paper ablates RegDA's pair; RegDA's
+# variants are entries of OBJECTIVES, selected by Config.objective:
 #   "regda":     f' minimises L_F, psi minimises L_T (the paper's);
-#   "dd":        f' maximises L_T, psi minimises L_T (Disparity Discrepancy; Table 2, 65.2 on RHD -> H3D);
 #   "false_max": f' minimises L_F, psi maximises L_F (Table 2, 66.5).
+# Table 2's first row, f' maximises L_T (Disparity Discrepancy, 65.2 on
+# RHD -> H3D), is its own method: regdakit.methods.dd.
 # The objectives are regdakit.disparity's: a maximisation is the negated
 # disparity, so every step minimises.
 # --------------------------------------------------------------------------
 
 #: name -> (step B's loss of ``f'``, step C's loss of ``psi``), each ``(y_t_adv, truth, false) -> loss``
-#: (:data:`regdakit.disparity.Objective`). The step functions return these values, so for a variant
-#: ``B_false`` / ``C_truth`` hold its own objective (e.g. ``-L_T`` in step B of ``"dd"``).
+#: (:data:`regdakit.disparity.Objective`). The steps return these values, so ``"B/adversary"`` /
+#: ``"C/features"`` hold the variant's own objective (e.g. ``-L_F`` in step C of ``"false_max"``).
 OBJECTIVES: dict[str, tuple[Objective, Objective]] = {
     "regda": (disparity.minimise_false, disparity.minimise_truth),
-    "dd": (disparity.maximise_truth, disparity.minimise_truth),
     "false_max": (disparity.minimise_false, disparity.maximise_false),
 }
 
@@ -114,21 +131,19 @@ class Config(SGDRecipe):
     The optimiser fields (``lr``, ``head_lr``, ``momentum``, ``weight_decay``,
     ``nesterov``, ``lr_gamma``, ``lr_decay``) come from
     :class:`~regdakit.methods.recipe.SGDRecipe`, shared with the baselines.
-    The warm-start schedule of the gradient-scaling layer (``lo`` 0, ``hi``
-    0.1, ``alpha`` 1, ``N`` 1000) belongs to the model
-    (:class:`regdakit.models.GradientScale`); ``step`` passes it the iteration.
 
     Attributes:
         margin: Weight of ``L_T`` on the source in step A (times ``trade_off``).
         trade_off: Weight of the target objectives (steps B and C).
         sigma: Width of the pseudo-label Gaussians, heatmap cells.
         warmup_iterations: ``N`` of the gradient-scaling layer's warm start ``λ = hi·tanh(α·i / (2N))``
-            (the reference's 1000, for 15000 adaptation iterations). The trainer builds ``f'``'s
-            :class:`~regdakit.models.GradientScale` with it; a short schedule should shorten it in
-            proportion, or ``λ`` stays near 0 and the game never reaches ``psi``.
+            (``hi`` 0.1, ``α`` 1; the reference's ``N`` = 1000, for 15000 adaptation iterations), applied
+            by the steps (:func:`warm_start`). A short schedule should shorten it in proportion, or ``λ``
+            stays near 0 and the game never reaches ``psi``.
         source_loss: ``"kl"`` (the reference) or ``"mse"`` for the supervised source term.
         fused: One shared target forward for B and C (``True``) or the reference's three passes.
-        objective: A key of :data:`OBJECTIVES`: ``"regda"``, or the Table-2 variants ``"dd"`` and ``"false_max"``.
+        objective: RegDA's pair of target objectives, a key of :data:`OBJECTIVES`: ``"regda"`` (the paper's)
+            or the Table-2 variant ``"false_max"``. Table 2's DD row is ``--method dd``.
     """
 
     margin: float = 4.0
@@ -141,15 +156,28 @@ class Config(SGDRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.objective == "dd":
+            raise ValueError(
+                "objective 'dd' is not a RegDA variant: Disparity Discrepancy is its own method, "
+                "run --method dd (regdakit.methods.dd)"
+            )
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
-        if self.source_loss not in ("kl", "mse"):
-            raise ValueError(f"source_loss must be 'kl' or 'mse', got {self.source_loss!r}")
+        check_source_loss(self.source_loss)
         for name in ("margin", "trade_off"):
             check_positive(name, getattr(self, name), allow_zero=True)
         if self.warmup_iterations < 1:
             raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
         check_positive("sigma", self.sigma)
+
+
+def warm_start(cfg: Config, it: int) -> float:
+    """``λ`` of the gradient-scaling layer at iteration ``it``: ``0.1·tanh(it / (2·warmup_iterations))``.
+
+    >>> round(warm_start(Config(), 1000), 4)
+    0.0462
+    """
+    return warm_start_lambda(it, max_steps=cfg.warmup_iterations)
 
 
 def make_optimizers(
@@ -160,6 +188,7 @@ def make_optimizers(
     Separate optimisers because each step updates a different subset: the
     alternating game has no single objective. ``players``
     picks a subset with the same recipe (the control has no ``f'``).
+    The schedules are the recipe's shared decay (the contract's default).
 
     Raises:
         ValueError: ``f'`` is asked for and the model has no adversarial head.
@@ -169,32 +198,9 @@ def make_optimizers(
     return recipe.make_optimizers(model, cfg, players)
 
 
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config) -> dict[str, Any]:
-    """Per-iteration decay ``(1 + lr_gamma * i) ** -lr_decay`` of every optimiser (the trainer steps them).
-
-    The multiplier is 1.0 at 0, 0.738 at 5k and 0.503 at 15k iterations.
-    """
-    return recipe.make_schedulers(optimizers, cfg)
-
-
-def _check_unlabelled(batch_t: Mapping[str, Any]) -> None:
-    leaked = [key for key in LABEL_KEYS if key in batch_t]
-    if leaked:
-        raise ValueError(
-            f"batch_t carries target labels {leaked}: RegDA never sees target labels; "
-            "build the target stream without labels (labels=False)"
-        )
-    if "image" not in batch_t:
-        raise ValueError(f"batch_t needs 'image', has {sorted(batch_t)}")
-
-
-def _minimise(loss: torch.Tensor, optimizer: torch.optim.Optimizer, inputs: list[torch.Tensor] | None = None) -> None:
-    """One optimiser's update (:func:`regdakit.methods.recipe.minimise` of a single player)."""
-    minimise(loss, [optimizer], inputs)
-
-
-def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
+def _both_heads(model: PoseResNet, psi: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(f(psi), f'(scale_λ(psi)))``: the gradient from ``f'`` reaches ``psi`` times ``λ``, ``f``'s in full."""
+    return model.head(psi), model.head_adv(scale_gradient(psi, lam))
 
 
 # --------------------------------------------------------------------------
@@ -219,14 +225,15 @@ def step_a(
     the reference).
 
     Returns:
-        Detached losses ``{"A_source", "A_truth"}``.
+        Detached losses ``{"A/source", "A/truth"}``.
     """
-    y_s, y_s_adv = model(batch_s["image"], step=it)  # (B, K, H, W) each
+    psi_s = model.features(batch_s["image"])  # (B, C, H, W)
+    y_s, y_s_adv = _both_heads(model, psi_s, warm_start(cfg, it))  # (B, K, H, W) each
     loss_src = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
     loss_truth = ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
     loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
     minimise(loss, optimizers.values())
-    return {"A_source": loss_src.detach(), "A_truth": loss_truth.detach()}
+    return {"A/source": loss_src.detach(), "A/truth": loss_truth.detach()}
 
 
 # --------------------------------------------------------------------------
@@ -250,7 +257,7 @@ class TargetPass:
 
 
 def target_pass(model: PoseResNet, x_t: torch.Tensor, sigma: float = 2.0) -> TargetPass:
-    """The single target forward of the fused schedule: ``psi(x_t)`` and ``f``'s pseudo-labels.
+    """The single target forward of the fused schedule: ``psi(x_t)`` and ``f``'s pseudo-labels of width ``sigma``.
 
     ``f`` runs without a graph: no target loss trains ``f`` (B and C hold it
     fixed and the pseudo-labels are constants), so its backward would be waste.
@@ -263,49 +270,57 @@ def target_pass(model: PoseResNet, x_t: torch.Tensor, sigma: float = 2.0) -> Tar
 
 
 def step_b(
-    model: PoseResNet, target: TargetPass, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config
+    model: PoseResNet,
+    target: TargetPass,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    objective: Objective,
 ) -> torch.Tensor:
-    """Step B, fused: ``f'`` minimises ``trade_off * L_F`` on ``psi.detach()``; only ``f'`` steps.
+    """Step B, fused: ``f'`` minimises ``trade_off * objective`` on ``psi.detach()``; only ``f'`` steps.
 
-    Why detach: ``psi`` is fixed in B. The reference back-propagates B's loss
-    through the whole backbone and then zeroes that gradient in C; detaching
-    gives the same update of ``f'`` without the backbone backward. (Detached,
-    the gradient-scaling layer would have nothing to scale, so ``f'`` is
-    applied directly; the layer is the identity forward.)
+    ``objective`` is the first of a pair (RegDA's ``L_F``). Why detach: ``psi``
+    is fixed in B. The reference back-propagates B's loss through the whole
+    backbone and then zeroes that gradient in C; detaching gives the same
+    update of ``f'`` without the backbone backward. (Detached, the
+    gradient-scaling layer would have nothing to scale, so ``f'`` is applied
+    directly; the layer is the identity forward.)
 
     Returns:
-        The detached loss ``L_F`` (without ``trade_off``).
+        The detached objective (without ``trade_off``).
     """
-    loss_b, _ = OBJECTIVES[cfg.objective]
     y_t_adv = model.head_adv(target.psi.detach())  # (B, K, H, W)
-    loss = loss_b(y_t_adv, target.truth, target.false)
-    _minimise(cfg.trade_off * loss, optimizers["head_adv"])
+    loss = objective(y_t_adv, target.truth, target.false)
+    minimise(cfg.trade_off * loss, [optimizers["head_adv"]])
     return loss.detach()
 
 
 def step_c(
-    model: PoseResNet, target: TargetPass, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+    model: PoseResNet,
+    target: TargetPass,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+    objective: Objective,
 ) -> torch.Tensor:
-    """Step C, fused: ``psi`` minimises ``trade_off * L_T`` through the *updated* ``f'``; only ``psi`` steps.
+    """Step C, fused: ``psi`` minimises ``trade_off * objective`` through the *updated* ``f'``; only ``psi`` steps.
 
-    ``f'`` must be re-applied after B's update (the reference's second forward
-    uses it too), but ``psi`` need not be recomputed: its weights did not
-    change since :func:`target_pass`. The pseudo-labels of B are reused:
-    ``f``'s prediction is unchanged as well. ``backward(inputs=psi's
-    parameters)`` skips the gradient of ``f'``'s weights, which nothing uses
-    (the reference computes it and zeroes it at the next step A). The gradient
-    into ``psi`` passes the gradient-scaling layer with ``λ(it)``, the same
-    ``λ`` as in steps A and B of this iteration (the reference advances its
-    counter once, after C).
+    ``objective`` is the second of a pair (RegDA's ``L_T``). ``f'`` must be
+    re-applied after B's update (the reference's second forward uses it too),
+    but ``psi`` need not be recomputed: its weights did not change since
+    :func:`target_pass`. The pseudo-labels of B are reused: ``f``'s prediction
+    is unchanged as well. ``backward(inputs=psi's parameters)`` skips the
+    gradient of ``f'``'s weights, which nothing uses (the reference computes it
+    and zeroes it at the next step A). The gradient into ``psi`` passes the
+    gradient-scaling layer with ``λ(it)``, the same ``λ`` as in steps A and B
+    of this iteration (the reference advances its counter once, after C).
 
     Returns:
-        The detached loss ``L_T`` (without ``trade_off``).
+        The detached objective (without ``trade_off``).
     """
-    _, loss_c = OBJECTIVES[cfg.objective]
-    y_t_adv = model.head_adv(model.gradient_scale(target.psi, it))  # (B, K, H, W)
-    loss = loss_c(y_t_adv, target.truth, target.false)
+    y_t_adv = model.head_adv(scale_gradient(target.psi, warm_start(cfg, it)))  # (B, K, H, W)
+    loss = objective(y_t_adv, target.truth, target.false)
     opt = optimizers["psi"]
-    _minimise(cfg.trade_off * loss, opt, inputs=_params(opt))
+    minimise(cfg.trade_off * loss, [opt], inputs=parameters(opt))
     return loss.detach()
 
 
@@ -315,13 +330,19 @@ def step_c(
 
 
 def _plain_target(model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int) -> tuple[torch.Tensor, ...]:
-    y_t, y_t_adv = model(x_t, step=it)  # full forward: backbone, upsampling, both heads
+    psi = model.features(x_t)  # full forward: backbone, upsampling, both heads
+    y_t, y_t_adv = _both_heads(model, psi, warm_start(cfg, it))
     truth, false = pseudo_labels(y_t, cfg.sigma)  # from y_t.detach(): f gets no gradient
     return y_t_adv, truth, false
 
 
 def step_b_plain(
-    model: PoseResNet, x_t: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+    model: PoseResNet,
+    x_t: torch.Tensor,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+    objective: Objective,
 ) -> torch.Tensor:
     """Step B as the reference runs it: full forward and backward, only ``f'`` steps.
 
@@ -329,22 +350,68 @@ def step_b_plain(
     discarded by step C's ``zero_grad``. Kept as the reference for the
     equivalence test and the step-time benchmark.
     """
-    loss_b, _ = OBJECTIVES[cfg.objective]
     y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
-    loss = loss_b(y_t_adv, truth, false)
-    _minimise(cfg.trade_off * loss, optimizers["head_adv"])
+    loss = objective(y_t_adv, truth, false)
+    minimise(cfg.trade_off * loss, [optimizers["head_adv"]])
     return loss.detach()
 
 
 def step_c_plain(
-    model: PoseResNet, x_t: torch.Tensor, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Config, it: int
+    model: PoseResNet,
+    x_t: torch.Tensor,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+    objective: Objective,
 ) -> torch.Tensor:
     """Step C as the reference runs it: a second full target forward, only ``psi`` steps."""
-    _, loss_c = OBJECTIVES[cfg.objective]
     y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
-    loss = loss_c(y_t_adv, truth, false)
-    _minimise(cfg.trade_off * loss, optimizers["psi"])
+    loss = objective(y_t_adv, truth, false)
+    minimise(cfg.trade_off * loss, [optimizers["psi"]])
     return loss.detach()
+
+
+def iteration(
+    model: PoseResNet,
+    batch_s: Mapping[str, Any],
+    batch_t: Mapping[str, Any],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Config,
+    it: int,
+    objectives: tuple[Objective, Objective],
+) -> dict[str, float]:
+    """Steps A, B and C with the given pair of target objectives: the schedule RegDA and DD share.
+
+    Args:
+        model: A :class:`PoseResNet` with ``f'``, in train mode.
+        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        batch_t: Unlabelled target batch: ``image (B, 3, H, W)`` (and ``meta``); label keys raise.
+        optimizers: From :func:`make_optimizers`.
+        cfg: Hyper-parameters; ``cfg.fused`` picks the schedule (``cfg.objective`` is not read here).
+        it: The iteration, 0-based; sets the warm-start ``λ`` of all three passes.
+        objectives: ``(step B's loss of f', step C's loss of psi)``.
+
+    Returns:
+        ``{"A/source", "A/truth", "B/adversary", "C/features"}``: the supervised loss, ``L_T`` on the
+        source, and the two target objectives (unweighted by ``margin`` / ``trade_off``).
+
+    Raises:
+        ValueError: ``batch_t`` carries labels.
+    """
+    check_unlabelled(batch_t)
+    loss_b, loss_c = objectives
+    losses = step_a(model, batch_s, optimizers, cfg, it)
+    x_t = batch_t["image"]
+    if cfg.fused:
+        target = target_pass(model, x_t, cfg.sigma)
+        losses["B/adversary"] = step_b(model, target, optimizers, cfg, loss_b)
+        losses["C/features"] = step_c(model, target, optimizers, cfg, it, loss_c)
+    else:
+        losses["B/adversary"] = step_b_plain(model, x_t, optimizers, cfg, it, loss_b)
+        losses["C/features"] = step_c_plain(model, x_t, optimizers, cfg, it, loss_c)
+    # One device-to-host copy for all losses: a single sync per iteration.
+    values = torch.stack([v.to(torch.float64) for v in losses.values()]).tolist()
+    return dict(zip(losses, values, strict=True))
 
 
 def step(
@@ -355,33 +422,10 @@ def step(
     cfg: Config,
     it: int,
 ) -> dict[str, float]:
-    """One RegDA iteration: steps A, B and C.
-
-    Args:
-        model: A :class:`PoseResNet` with ``f'``, in train mode.
-        batch_s: Labelled source batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
-        batch_t: Unlabelled target batch: ``image (B, 3, H, W)`` (and ``meta``); label keys raise.
-        optimizers: From :func:`make_optimizers`.
-        cfg: Hyper-parameters; ``cfg.fused`` picks the schedule.
-        it: The iteration, 0-based; sets the warm-start ``λ`` of all three passes.
+    """One RegDA iteration: :func:`iteration` with the pair ``OBJECTIVES[cfg.objective]``.
 
     Returns:
-        ``{"A_source", "A_truth", "B_false", "C_truth"}``: the supervised loss, ``L_T`` on the
-        source, ``L_F`` and ``L_T`` on the target (unweighted by ``margin`` / ``trade_off``).
-
-    Raises:
-        ValueError: ``batch_t`` carries labels.
+        ``{"A/source", "A/truth", "B/adversary", "C/features"}``; for RegDA's own pair ``B/adversary`` is
+        ``L_F`` and ``C/features`` is ``L_T`` on the target.
     """
-    _check_unlabelled(batch_t)
-    losses = step_a(model, batch_s, optimizers, cfg, it)
-    x_t = batch_t["image"]
-    if cfg.fused:
-        target = target_pass(model, x_t, cfg.sigma)
-        losses["B_false"] = step_b(model, target, optimizers, cfg)
-        losses["C_truth"] = step_c(model, target, optimizers, cfg, it)
-    else:
-        losses["B_false"] = step_b_plain(model, x_t, optimizers, cfg, it)
-        losses["C_truth"] = step_c_plain(model, x_t, optimizers, cfg, it)
-    # One device-to-host copy for all losses: a single sync per iteration.
-    values = torch.stack([v.to(torch.float64) for v in losses.values()]).tolist()
-    return dict(zip(losses, values, strict=True))
+    return iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES[cfg.objective])

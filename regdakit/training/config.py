@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from regdakit.data.synthetic import DOMAINS, SKELETONS
-from regdakit.methods import METHODS, dan, dann, erm, mcd, regda
+from regdakit.methods import METHODS, contract, dan, dann, erm, mcd, regda
 from regdakit.models import BACKBONES
 
 __all__ = [
@@ -33,21 +33,40 @@ __all__ = [
     "RUN_METHODS",
     "TASK_DOMAINS",
     "TrainConfig",
+    "adapt_methods",
     "check_device",
     "make_config",
     "method_config",
     "real_datasets",
+    "run_methods",
 ]
 
 #: Default (source, target) domains per task: RHD -> H3D-like hands, SURREAL -> Human3.6M-like bodies.
 TASK_DOMAINS = {"hands": ("rendered", "studio"), "bodies": ("synthetic", "lab")}
-#: The methods that adapt a source-only pre-training with unlabelled target batches: every method of
-#: :data:`regdakit.methods.METHODS` but ERM, which trains from scratch on labelled batches.
-ADAPT_METHODS = tuple(name for name in METHODS if name != "erm")
-#: What ``--method`` accepts: the methods of :data:`regdakit.methods.METHODS` and ``oracle``, which is ERM on
-#: labelled *target* batches; ``control`` is RegDA's schedule without the adversarial game
-#: (:mod:`regdakit.methods.control`).
-RUN_METHODS = ("erm", "oracle", *ADAPT_METHODS)
+
+
+def adapt_methods() -> tuple[str, ...]:
+    """The methods that adapt a source-only pre-training with unlabelled target batches, now.
+
+    Every method of :data:`regdakit.methods.METHODS` but ERM, which trains from scratch on labelled
+    batches; read when called, so that a method registered after import is one.
+    """
+    return tuple(name for name in METHODS if name != "erm")
+
+
+def run_methods() -> tuple[str, ...]:
+    """What ``--method`` accepts, now: the methods of :data:`regdakit.methods.METHODS` and ``oracle``.
+
+    ``oracle`` is ERM on labelled *target* batches; ``control`` is RegDA's schedule without the
+    adversarial game (:mod:`regdakit.methods.control`).
+    """
+    return ("erm", "oracle", *adapt_methods())
+
+
+#: :func:`adapt_methods` of the methods registered at import (for help texts and tests).
+ADAPT_METHODS = adapt_methods()
+#: :func:`run_methods` of the methods registered at import (for help texts and tests).
+RUN_METHODS = run_methods()
 #: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
 ROTATION = {"hands": 180.0, "bodies": 30.0}
 
@@ -164,6 +183,9 @@ class TrainConfig:
         dan: DAN's hyper-parameters.
         dann: DANN's hyper-parameters.
         mcd: MCD's hyper-parameters.
+
+    A method's hyper-parameters live in the field its module names as ``CONFIG_SECTION`` (default: its
+    name in ``METHODS``); a method registered without such a field runs with its ``Config()`` defaults.
     """
 
     task: str = "hands"
@@ -203,13 +225,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in TASK_DOMAINS:
             raise ValueError(f"task must be one of {sorted(TASK_DOMAINS)}, got {self.task!r}")
-        if self.method not in RUN_METHODS:
-            raise ValueError(f"method must be one of {RUN_METHODS}, got {self.method!r}")
-        if self.method == "dd" and self.regda.objective not in ("regda", "dd"):
-            raise ValueError(
-                f"method 'dd' fixes regda.objective to 'dd'; got regda.objective={self.regda.objective!r} "
-                "(run --method regda for the other Table-2 variants)"
-            )
+        if self.method not in run_methods():
+            raise ValueError(f"method must be one of {run_methods()}, got {self.method!r}")
+        _check_method_config(self)
         for name, domain in (("source", self.source_domain), ("target", self.target_domain)):
             real = real_datasets()
             if domain in real:
@@ -257,9 +275,9 @@ class TrainConfig:
                 f"run_name must be a plain folder name inside out (no '/', '\\', '..'; not 'pretrain', the cache), "
                 f"got {self.run_name!r}"
             )
-        if self.init_checkpoint is not None and self.method not in ADAPT_METHODS:
+        if self.init_checkpoint is not None and self.method not in adapt_methods():
             raise ValueError(
-                f"init_checkpoint starts an adaptation method ({', '.join(ADAPT_METHODS)}) from a source-only "
+                f"init_checkpoint starts an adaptation method ({', '.join(adapt_methods())}) from a source-only "
                 f"model; method {self.method!r} trains from scratch and would ignore it: drop init_checkpoint"
             )
 
@@ -278,6 +296,30 @@ class TrainConfig:
         """``<out>/<run_name>``."""
         name = self.run_name or f"{self.task}-{self.method}-{self.backbone}{self.image_size}-seed{self.seed}"
         return Path(self.out) / name
+
+
+def method_config(cfg: TrainConfig) -> Any:
+    """The ``Config`` that the step of ``cfg.method`` receives: its section of ``cfg``.
+
+    The section is the field the method's module names as ``CONFIG_SECTION`` (default: its name in
+    :data:`~regdakit.methods.METHODS`): ``regda`` for RegDA, the control and DD, ``dan`` / ``dann`` / ``mcd``
+    for theirs, ``erm`` for ERM and the oracle. A method whose section ``cfg`` lacks gets ``Config()``.
+
+    >>> method_config(make_config("ci", method="dd")) is PRESETS["ci"].regda
+    True
+    """
+    name = "erm" if cfg.method == "oracle" else cfg.method
+    module = METHODS[name]
+    section = contract.config_section(name, module)
+    if section in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return getattr(cfg, section)
+    return module.Config()
+
+
+def _check_method_config(cfg: TrainConfig) -> None:
+    """Let the method refuse a section that is valid for its class but not for it (DD and ``regda.objective``)."""
+    name = "erm" if cfg.method == "oracle" else cfg.method
+    contract.check_config(METHODS[name], method_config(cfg))
 
 
 def _milestones(iterations: int) -> tuple[int, ...]:
@@ -349,24 +391,6 @@ PRESETS: dict[str, TrainConfig] = {
         erm=ERMConfig(milestones=(22500, 30000)),
     ),
 }
-
-
-def method_config(cfg: TrainConfig) -> Any:
-    """The ``Config`` that the step of ``cfg.method`` receives.
-
-    ``regda`` and ``control`` use ``cfg.regda``; ``dd`` uses ``cfg.regda`` with ``objective="dd"``;
-    ``dan`` / ``dann`` / ``mcd`` their own field; ``erm`` and ``oracle`` use ``cfg.erm``.
-
-    >>> method_config(make_config("ci", method="dd")).objective
-    'dd'
-    """
-    if cfg.method in ("erm", "oracle"):
-        return cfg.erm
-    if cfg.method in ("regda", "control"):
-        return cfg.regda
-    if cfg.method == "dd":
-        return dataclasses.replace(cfg.regda, objective="dd")
-    return getattr(cfg, cfg.method)
 
 
 def make_config(preset: str = "cpu-small", **changes: Any) -> TrainConfig:

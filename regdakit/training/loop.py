@@ -3,7 +3,8 @@
 A run trains one or two :class:`Phase` s (pre-training / ERM / oracle, then
 an adaptation) with :func:`run_phase`: every iteration draws a source batch
 (and a target batch), lets the method of :data:`regdakit.methods.METHODS`
-step, checks the losses it returns, logs their means every ``log_every``
+step, checks the losses it returns (keys ``"<step>/<name>"``, the vocabulary of
+:mod:`regdakit.methods`: a NaN names the method's step), logs their means every ``log_every``
 iterations, evaluates every ``eval_every`` and writes ``last.pt`` (everything
 to resume exactly: model, optimisers, schedules, streams, RNG, the loss
 window) every ``checkpoint_every``. A model whose weights or BatchNorm
@@ -27,7 +28,7 @@ from regdakit import distributed
 from regdakit._validation import value_checks
 from regdakit.data.synthetic import SKELETONS
 from regdakit.distributed import Context
-from regdakit.methods import METHODS
+from regdakit.methods import METHODS, contract
 from regdakit.models import PoseResNet
 from regdakit.training.config import TrainConfig
 from regdakit.training.evaluation import evaluate_sharded, shard_eval_set
@@ -52,9 +53,6 @@ class NonFiniteLossError(RuntimeError):
 
 class NonFiniteStateError(NonFiniteLossError):
     """The model's weights or buffers (e.g. BatchNorm running variances) became NaN or Inf; no checkpoint holds them."""
-
-
-_STEP_NAMES = {"A": "step A (source)", "B": "step B (f' on target)", "C": "step C (psi on target)"}
 
 
 @dataclass
@@ -106,6 +104,11 @@ def _set_rng_state(rng: Mapping[str, Any]) -> None:
     torch.set_rng_state(rng["torch"].cpu())
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+
+def _upgrade_window(window: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's loss window with this version's key names, in its order (a run resumed across the rename)."""
+    return {contract.upgrade_key(k): v for k, v in window.items()}
 
 
 def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -182,8 +185,12 @@ class _PhaseRun:
         if state is not None:
             load_weights(model, state["model"], self.last, "the checkpoint")
         self.optimizers = self.method.make_optimizers(model, phase.method_cfg)
-        self.schedulers = self.method.make_schedulers(self.optimizers, phase.method_cfg)
-        self.start, self.window = (int(state["iteration"]), dict(state["window"])) if state is not None else (0, {})
+        self.schedulers = contract.make_schedulers(self.method, self.optimizers, phase.method_cfg)
+        #: The run-level settings the step takes as keywords (the pseudo-labels' ``sigma``).
+        self.step_settings = {name: getattr(cfg, name) for name in contract.run_settings(self.method)}
+        self.start, self.window = 0, {}
+        if state is not None:
+            self.start, self.window = int(state["iteration"]), _upgrade_window(state["window"])
         self._check_length()
         # Saved per-rank stream states fit only the world size that saved them; with another one every rank opens
         # fresh streams, seeded by the iteration too, so no batch drawn before the resume is drawn again.
@@ -304,7 +311,9 @@ class _PhaseRun:
         """
         batch_s = _to(next(self.streams["source"]), self.device)
         batch_t = _to(next(self.streams["target"]), self.device) if self.phase.target is not None else None
-        losses = self.method.step(net, batch_s, batch_t, self.optimizers, self.phase.method_cfg, it)
+        losses = self.method.step(
+            net, batch_s, batch_t, self.optimizers, self.phase.method_cfg, it, **self.step_settings
+        )
         if self.ctx.distributed:  # the global batch's losses, and a NaN on one rank stops every rank
             losses = self.ctx.mean(losses)
         self._check_losses(losses, it)
@@ -317,10 +326,12 @@ class _PhaseRun:
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
         if bad:
             key = next(iter(bad))
-            where = _STEP_NAMES.get(key[:1], "the step") if "_" in key else "the ERM step"
+            letter, steps = contract.step_of(key), self.method.STEPS
+            method = self.phase.method
+            where = f"{method}'s step {letter} ({steps[letter]})" if letter in steps else f"{method}'s step"
             raise NonFiniteLossError(
                 f"{self.phase.name}: loss {key!r} of {where} is {bad[key]} at iteration {it} "
-                f"(method {self.phase.method}); stopping, {self._kept()}"
+                f"(method {method}); stopping, {self._kept()}"
             )
 
     def _log_losses(self, losses: Mapping[str, float], done: int, bar: tqdm) -> None:
@@ -380,7 +391,7 @@ class _PhaseRun:
         state = {
             "config": dataclasses.asdict(self.cfg),
             "phase": self.phase.name,
-            "adversarial": model.head_adv is not None,
+            "parts": contract.parts_of(model),  # what load_checkpoint builds before loading the weights
             "iteration": done,
             "model": model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -397,6 +408,10 @@ class _PhaseRun:
         """Rank 0 writes ``iter_<done>.pt``: the model and config only, to evaluate or select later."""
         if self.ctx.is_main:
             atomic_save(
-                {"config": dataclasses.asdict(self.cfg), "model": self.model.state_dict()},
+                {
+                    "config": dataclasses.asdict(self.cfg),
+                    "parts": contract.parts_of(self.model),
+                    "model": self.model.state_dict(),
+                },
                 self.phase.directory / f"iter_{done:07d}.pt",
             )

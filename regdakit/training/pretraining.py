@@ -28,8 +28,8 @@ import torch
 
 from regdakit.data.synthetic import GENERATOR_VERSION, SKELETONS
 from regdakit.distributed import Context
-from regdakit.methods import METHODS
-from regdakit.models import GradientScale, PoseResNet, pose_resnet
+from regdakit.methods import METHODS, contract
+from regdakit.models import PoseResNet, pose_resnet
 from regdakit.training.config import TrainConfig, method_config
 from regdakit.training.files import (
     CheckpointError,
@@ -64,10 +64,12 @@ def build_model(
 ) -> PoseResNet:
     """The model of ``cfg``, freshly initialised: images ``(B, 3, S, S)`` -> heatmaps ``(B, K, S/4, S/4)``.
 
+    The model holds weights only: the schedules of the methods (RegDA's warm start, DANN's reversal
+    weight) belong to their steps, and the parts a method attaches are added by :func:`prepare_for_method`.
+
     Args:
-        cfg: Gives the backbone, ``head_layers``, the task's ``K`` keypoints and the warm start of
-            ``f'``'s gradient-scaling layer (``regda.warmup_iterations``).
-        adversarial: Add the second head ``f'``.
+        cfg: Gives the backbone, ``head_layers`` and the task's ``K`` keypoints.
+        adversarial: Add the second head ``f'`` (a method whose ``PARTS`` has ``"head_adv"``).
         seed: Seeds the initialisation (``torch.manual_seed``, the global generator); ``None`` for
             ``cfg.seed``. A run's model is ``seed=cfg.seed`` (ERM, the oracle, the pre-training) or
             ``cfg.seed + 1`` (an adaptation).
@@ -78,19 +80,14 @@ def build_model(
     torch.manual_seed(cfg.seed if seed is None else seed)  # the weights' initialisation is part of the run's definition
     weights = cfg.backbone_weights if load_backbone_weights else None
     k = SKELETONS[cfg.task].num_keypoints
-    # Only f' uses the gradient-scaling layer; its warm start belongs to RegDA's schedule.
-    scale = GradientScale(max_steps=cfg.regda.warmup_iterations)
-    model = pose_resnet(
-        cfg.backbone, k, weights, head_layers=cfg.head_layers, adversarial=adversarial, gradient_scale=scale
-    )
+    model = pose_resnet(cfg.backbone, k, weights, head_layers=cfg.head_layers, adversarial=adversarial)
     return model.to(device)
 
 
 def prepare_for_method(model: PoseResNet, cfg: TrainConfig) -> PoseResNet:
-    """Let the method attach its own modules (DANN's discriminator) before optimisers or weights are loaded."""
-    prepare = getattr(METHODS.get(cfg.method), "prepare", None)
-    if prepare is not None:
-        prepare(model, method_config(cfg))
+    """Let the method attach its own parts (DANN's discriminator) before optimisers or weights are loaded."""
+    if cfg.method in METHODS:  # the oracle is ERM, which attaches nothing
+        contract.prepare(METHODS[cfg.method], model, method_config(cfg))
     return model
 
 
@@ -222,15 +219,19 @@ def adaptation_model(
 
     ``psi`` (and ``f``, unless ``keep_pretrained_head=False``) come from the source-only model:
     ``cfg.init_checkpoint`` when given, else the cached pre-training (:func:`source_only_weights`, trained
-    now if needed); ``f'`` and the modules the method attaches (:func:`prepare_for_method`) start new.
+    now if needed); the method's ``PARTS`` (``f'``, the modules it attaches with :func:`prepare_for_method`)
+    start new.
+
+    Raises:
+        ValueError: The method did not attach a part it declares.
     """
     device = ctx.device
     if cfg.init_checkpoint is not None:
         pretrained = ctx.on_main(_initial_weights, cfg, "cpu" if ctx.distributed else device)
     else:
         pretrained = source_only_weights(cfg, eval_sets, device, progress=progress, ctx=ctx)
-    adversarial = METHODS[cfg.method].ADVERSARIAL_HEAD
-    model = build_model(cfg, adversarial=adversarial, seed=cfg.seed + 1, device=device)
+    method = METHODS[cfg.method]
+    model = build_model(cfg, adversarial="head_adv" in method.PARTS, seed=cfg.seed + 1, device=device)
     keep = ("backbone.", "upsampling.") + (("head.",) if cfg.keep_pretrained_head else ())
     if cfg.init_checkpoint is not None:
         origin, what = Path(cfg.init_checkpoint), "init_checkpoint"
@@ -238,4 +239,7 @@ def adaptation_model(
         origin, what = pretrain_cache_dir(cfg) / "model.pt", "the cached pre-training"
     load_weights(model, pretrained, origin, what, prefixes=keep)
     prepare_for_method(model, cfg)
+    missing = sorted(set(method.PARTS) - set(contract.parts_of(model)))
+    if missing:
+        raise ValueError(f"method {cfg.method!r} declares the parts {missing} in PARTS but did not attach them")
     return model

@@ -28,8 +28,9 @@ import torch
 from regdakit import distributed
 from regdakit.data.synthetic import SKELETONS
 from regdakit.distributed import Context, DistributedError
+from regdakit.methods import contract
 from regdakit.models import PoseResNet
-from regdakit.training.config import ADAPT_METHODS, TrainConfig, check_device, method_config
+from regdakit.training.config import TrainConfig, adapt_methods, check_device, method_config
 from regdakit.training.evaluation import evaluate
 from regdakit.training.files import (
     CheckpointError,
@@ -160,7 +161,7 @@ def _model_and_phase(
     cfg: TrainConfig, eval_sets: Mapping[str, Iterable[tuple[torch.Tensor, ...]]], ctx: Context, *, progress: bool
 ) -> tuple[PoseResNet, Phase]:
     """The model the run's last phase starts from, and that phase (for an adaptation, after its pre-training)."""
-    if cfg.method in ADAPT_METHODS:  # all adapt the same cached source-only model
+    if cfg.method in adapt_methods():  # all adapt the same cached source-only model
         model = adaptation_model(cfg, eval_sets, ctx, progress=progress)
         # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
         source = StreamSpec(cfg.source_domain, 2 * cfg.seed + 1, labels=True)
@@ -188,6 +189,9 @@ def evaluate_checkpoint(path: str | os.PathLike, device: str = "auto") -> dict[s
 def load_checkpoint(path: str | os.PathLike, device: str = "auto") -> tuple[PoseResNet, TrainConfig, dict[str, Any]]:
     """The model of a checkpoint (``last.pt``, a snapshot or a shipped one), in eval mode.
 
+    The parts beyond ``psi`` and ``f`` (``f'``, DANN's discriminator) are those the checkpoint records in
+    ``"parts"``; a checkpoint written before that entry existed has them guessed from its weights' names.
+
     Returns:
         ``(model, config, state)``: the :class:`PoseResNet` with the saved weights (``f'`` too when the
         checkpoint has one), the run's :class:`TrainConfig` and the raw checkpoint dict.
@@ -209,9 +213,28 @@ def load_checkpoint(path: str | os.PathLike, device: str = "auto") -> tuple[Pose
     weights = state["model"]
     if not isinstance(weights, Mapping):
         raise CheckpointError(f"{what} {path} holds no model weights (a dict of tensors)")
-    adversarial = any(k.startswith("head_adv.") for k in weights)
-    model = build_model(cfg, adversarial=adversarial, seed=cfg.seed, device=dev, load_backbone_weights=False)
-    if state.get("phase") != "pretrain" and any(k not in model.state_dict() for k in weights):
-        prepare_for_method(model, cfg)  # modules the method attached (DANN's discriminator)
+    parts = state.get("parts")
+    if parts is None:
+        parts = _guess_parts(weights)
+    elif not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise CheckpointError(f"{what} {path} has a damaged 'parts' entry (not a list of names): {parts!r}")
+    model = build_model(cfg, adversarial="head_adv" in parts, seed=cfg.seed, device=dev, load_backbone_weights=False)
+    if any(p != "head_adv" for p in parts):
+        prepare_for_method(model, cfg)  # the parts the run's method attaches (DANN's discriminator)
+    missing = sorted(set(parts) - set(contract.parts_of(model)))
+    if missing:
+        raise CheckpointError(
+            f"{what} {path} has the parts {missing}, which method {cfg.method!r} of its config does not attach"
+        )
     load_weights(model, weights, path, what)
     return model.eval(), cfg, state
+
+
+def _guess_parts(weights: Mapping[str, Any]) -> list[str]:
+    """The parts of a checkpoint written without a ``"parts"`` entry, read off its weights' top-level names.
+
+    Kept for the checkpoints of earlier versions (and the shipped source-only models, which hold only
+    ``config`` and ``model``): a weight outside ``psi`` and ``f`` belongs to a part the run had.
+    """
+    detector = ("backbone", "upsampling", "head")
+    return list(dict.fromkeys(k.split(".", 1)[0] for k in weights if k.split(".", 1)[0] not in detector))

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from regdakit.data.synthetic import DOMAINS
-from regdakit.methods import erm, regda
+from regdakit.methods import common, erm, regda
 from regdakit.models import BACKBONES
-from regdakit.training.config import RUN_METHODS, TASK_DOMAINS, TrainConfig, real_datasets
+from regdakit.training.config import TASK_DOMAINS, TrainConfig, real_datasets, run_methods
 from regdakit.training.files import read_json
 
 __all__ = [
@@ -230,18 +230,18 @@ def setting_docs() -> dict[str, str]:
 def setting_choices() -> dict[str, tuple[str, ...]]:
     """The settings that take one of a fixed set of values -> those values.
 
-    >>> setting_choices()["method"] == RUN_METHODS
+    >>> setting_choices()["method"] == run_methods()
     True
     """
     choices: dict[str, tuple[str, ...]] = {
         "task": tuple(TASK_DOMAINS),
-        "method": RUN_METHODS,
+        "method": run_methods(),
         "backbone": tuple(BACKBONES),
-        "erm.loss": erm.LOSSES,
+        "erm.loss": common.SOURCE_LOSSES,
         "erm.optimizer": erm.OPTIMIZERS,
         "regda.objective": tuple(regda.OBJECTIVES),
     }
     for key in override_types():  # every adaptation method's supervised loss on the source
         if key.endswith(".source_loss"):
-            choices[key] = erm.LOSSES
+            choices[key] = common.SOURCE_LOSSES
     return choices
