@@ -268,15 +268,15 @@ def test_steps_a_b_c_report_the_disparity_objectives_on_their_own_logits(objecti
     model = _model(regda)
     optimizers = regda.make_optimizers(model, cfg)
     ((batch_s, batch_t),) = _batches(1)
-    it = 5000
+    it, sigma = 5000, 1.5
     loss_b, loss_c = TABLE2[objective]
 
     with torch.no_grad():
         y_s, y_s_adv = model(batch_s["image"], step=it)
-    expected_a = disparity.ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
-    assert torch.equal(regda.step_a(model, batch_s, optimizers, cfg, it)["A/truth"], expected_a)
+    expected_a = disparity.ground_truth_loss(y_s_adv, y_s, sigma, batch_s["weight"])
+    assert torch.equal(regda.step_a(model, batch_s, optimizers, cfg, it, sigma=sigma)["A/truth"], expected_a)
 
-    target = regda.target_pass(model, batch_t["image"], cfg.sigma)
+    target = regda.target_pass(model, batch_t["image"], sigma)
     with torch.no_grad():
         expected_b = loss_b(model.head_adv(target.psi.detach()), target.truth, target.false)
     assert torch.equal(regda.step_b(model, target, optimizers, cfg, loss_b), expected_b)

@@ -501,6 +501,75 @@ def test_the_facade_reexports_the_trainer_api():
     assert set(T.ADAPT_METHODS) == set(METHODS) - {"erm"}
 
 
+# ------------------------------------------------------------------ one heatmap sigma
+
+#: Pre-training cache keys of the presets before the sigma setting existed (committed caches and results
+#: are found by them): the default sigma must not change a digest.
+KEYS_BEFORE_SIGMA = {
+    "ci": "ee110e396d58",
+    "cpu-small": "25b308c91e62",
+    "cpu-bench": "f35316c84a58",
+    "paper": "c8e24089a25a",
+}
+
+
+def test_the_default_sigma_keeps_every_pretraining_key_and_another_one_changes_it():
+    for preset, digest in KEYS_BEFORE_SIGMA.items():
+        cfg = T.make_config(preset)
+        assert T.pretrain_key(cfg) == f"hands-rendered-seed0-{digest}", preset
+        assert T.pretrain_key(dataclasses.replace(cfg, sigma=2)) == T.pretrain_key(cfg)  # 2 cells, however spelled
+        assert T.pretrain_key(dataclasses.replace(cfg, sigma=1.0)) != T.pretrain_key(cfg)  # other targets
+    assert T.pretrain_key(T.make_config("cpu-bench", task="bodies", seed=4)) == "bodies-synthetic-seed4-f35316c84a58"
+
+
+def test_one_sigma_sets_the_training_targets_and_the_pseudo_labels(tmp_path, monkeypatch):
+    from regdakit.heatmaps import encode
+    from regdakit.methods import dd
+
+    cfg = _cfg(tmp_path, sigma=1.25)
+    batch = next(T.make_stream(cfg, cfg.source_domain, 0, labels=True))
+    heatmap, _ = encode(batch["keypoints"], batch["visible"], cfg.heatmap_size, 4, sigma=1.25)
+    assert torch.equal(batch["heatmap"], heatmap)  # the targets: the datasets' Gaussians of width sigma
+    widths = {}
+    for module in (regda, dd):
+        real_step = module.step
+
+        def step(*args, _real=real_step, _name=module.__name__, **settings):
+            widths.setdefault(_name, set()).add(settings["sigma"])
+            return _real(*args, **settings)
+
+        monkeypatch.setattr(module, "step", step)
+    for method in ("regda", "dd"):
+        T.train(dataclasses.replace(cfg, method=method, adapt_iterations=2), progress=False)
+    assert widths == {"regdakit.methods.regda": {1.25}, "regdakit.methods.dd": {1.25}}  # the pseudo-labels
+    # The pre-training learnt targets of width 1.25: its cache is not the one of the default width.
+    assert [p.name for p in (tmp_path / "pretrain").iterdir()] == [T.pretrain_key(cfg)]
+    assert T.pretrain_key(cfg) != T.pretrain_key(dataclasses.replace(cfg, sigma=2.0))
+    with pytest.raises(ValueError, match="sigma must be a finite number of heatmap cells > 0"):
+        dataclasses.replace(cfg, sigma=0.0)
+
+
+def test_a_saved_regda_sigma_loads_when_it_is_the_run_sigma_and_is_refused_otherwise(tmp_path):
+    saved = json.loads(json.dumps(dataclasses.asdict(T.make_config("ci"))))
+    old = dict(saved, regda=dict(saved["regda"], sigma=2.0))
+    del old["sigma"]  # a config.json written before the setting: pseudo-labels and targets both 2.0
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    assert T.config_from_file(path) == T.make_config("ci")
+    assert T.config_from_dict(old) == T.make_config("ci")
+    path.write_text(json.dumps(dict(old, regda=dict(old["regda"], sigma=1.5))))
+    with pytest.raises(ValueError, match=r"regda\.sigma=1\.5 .* differs from the run's heatmap sigma=2\.0"):
+        T.config_from_file(path)
+    with pytest.raises(ValueError, match="regda.sigma is no longer a setting: sigma"):
+        T.apply_overrides(T.PRESETS["ci"], {"regda.sigma": "1.5"})
+    assert "regda.sigma" not in T.override_types() and T.override_types()["sigma"] is float
+    # The shipped source-only models were saved with regda.sigma = 2.0 and load as they are.
+    from regdakit import pretrained
+
+    _, shipped_cfg = pretrained.load_source_only("hands", device="cpu")
+    assert shipped_cfg.sigma == 2.0
+
+
 # ------------------------------------------------------------------ adding a method
 
 

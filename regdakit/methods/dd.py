@@ -46,6 +46,7 @@ __all__ = [
     "CONFIG_SECTION",
     "OBJECTIVES",
     "PARTS",
+    "RUN_SETTINGS",
     "STEPS",
     "Config",
     "check_config",
@@ -57,6 +58,8 @@ __all__ = [
 PARTS = regda.PARTS
 #: RegDA's updates, with step B's objective flipped.
 STEPS = regda.STEPS
+#: The pseudo-label ``H(ŷ)`` of ``L_T`` has the run's heatmap width.
+RUN_SETTINGS = regda.RUN_SETTINGS
 #: DD's hyper-parameters are RegDA's (``--regda.KEY``).
 CONFIG_SECTION = "regda"
 
@@ -83,6 +86,8 @@ def step(
     optimizers: Mapping[str, torch.optim.Optimizer],
     cfg: Config,
     it: int,
+    *,
+    sigma: float = 2.0,
 ) -> dict[str, float]:
     """One DD iteration: :func:`regdakit.methods.regda.iteration` with DD's :data:`OBJECTIVES`.
 
@@ -94,4 +99,4 @@ def step(
         ValueError: ``cfg.objective`` is not ``"regda"`` (:func:`check_config`), or ``batch_t`` carries labels.
     """
     check_config(cfg)
-    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES)
+    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES, sigma=sigma)

@@ -19,7 +19,8 @@ The gradient-scaling layer between ``psi`` and ``f'`` multiplies the gradient
 by the warm-start ``λ(it) = 0.1·tanh(it / (2N))`` (:func:`warm_start`), ``N``
 this method's ``Config.warmup_iterations``: the schedule is RegDA's, applied
 by its steps (:func:`regdakit.models.scale_gradient`); the model keeps no
-state about it.
+state about it. The pseudo-labels are Gaussians of the run's heatmap width
+``sigma`` (the width of the training targets), passed to :func:`step`.
 
 The objectives of steps B and C are a pair of :data:`regdakit.disparity.Objective`;
 :func:`iteration` runs the schedule with any pair: RegDA's own and its Table-2
@@ -78,6 +79,7 @@ from regdakit.models import PoseResNet, scale_gradient, warm_start_lambda
 __all__ = [
     "OBJECTIVES",
     "PARTS",
+    "RUN_SETTINGS",
     "STEPS",
     "Config",
     "TargetPass",
@@ -102,6 +104,9 @@ STEPS = {
     "B": "f' on the target, psi and f fixed",
     "C": "psi on the target through the gradient-scaling layer, f and f' fixed",
 }
+
+#: The pseudo-labels are Gaussians of the run's heatmap width: :func:`step` takes it as ``sigma=``.
+RUN_SETTINGS = ("sigma",)
 
 
 # --------------------------------------------------------------------------
@@ -131,11 +136,12 @@ class Config(SGDRecipe):
     The optimiser fields (``lr``, ``head_lr``, ``momentum``, ``weight_decay``,
     ``nesterov``, ``lr_gamma``, ``lr_decay``) come from
     :class:`~regdakit.methods.recipe.SGDRecipe`, shared with the baselines.
+    The pseudo-labels' width is the run's heatmap ``sigma`` (one setting for
+    the training targets and the pseudo-labels), not a field here.
 
     Attributes:
         margin: Weight of ``L_T`` on the source in step A (times ``trade_off``).
         trade_off: Weight of the target objectives (steps B and C).
-        sigma: Width of the pseudo-label Gaussians, heatmap cells.
         warmup_iterations: ``N`` of the gradient-scaling layer's warm start ``λ = hi·tanh(α·i / (2N))``
             (``hi`` 0.1, ``α`` 1; the reference's ``N`` = 1000, for 15000 adaptation iterations), applied
             by the steps (:func:`warm_start`). A short schedule should shorten it in proportion, or ``λ``
@@ -148,7 +154,6 @@ class Config(SGDRecipe):
 
     margin: float = 4.0
     trade_off: float = 1.0
-    sigma: float = 2.0
     warmup_iterations: int = 1000
     source_loss: str = "kl"
     fused: bool = True
@@ -168,7 +173,6 @@ class Config(SGDRecipe):
             check_positive(name, getattr(self, name), allow_zero=True)
         if self.warmup_iterations < 1:
             raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
-        check_positive("sigma", self.sigma)
 
 
 def warm_start(cfg: Config, it: int) -> float:
@@ -214,6 +218,8 @@ def step_a(
     optimizers: Mapping[str, torch.optim.Optimizer],
     cfg: Config,
     it: int,
+    *,
+    sigma: float = 2.0,
 ) -> dict[str, torch.Tensor]:
     """Step A: ``psi``, ``f``, ``f'`` minimise ``L_src(f) + margin * trade_off * L_T(f')`` on the source.
 
@@ -230,7 +236,7 @@ def step_a(
     psi_s = model.features(batch_s["image"])  # (B, C, H, W)
     y_s, y_s_adv = _both_heads(model, psi_s, warm_start(cfg, it))  # (B, K, H, W) each
     loss_src = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
-    loss_truth = ground_truth_loss(y_s_adv, y_s, cfg.sigma, batch_s["weight"])
+    loss_truth = ground_truth_loss(y_s_adv, y_s, sigma, batch_s["weight"])
     loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
     minimise(loss, optimizers.values())
     return {"A/source": loss_src.detach(), "A/truth": loss_truth.detach()}
@@ -329,10 +335,10 @@ def step_c(
 # --------------------------------------------------------------------------
 
 
-def _plain_target(model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int) -> tuple[torch.Tensor, ...]:
+def _plain_target(model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int, sigma: float) -> tuple[torch.Tensor, ...]:
     psi = model.features(x_t)  # full forward: backbone, upsampling, both heads
     y_t, y_t_adv = _both_heads(model, psi, warm_start(cfg, it))
-    truth, false = pseudo_labels(y_t, cfg.sigma)  # from y_t.detach(): f gets no gradient
+    truth, false = pseudo_labels(y_t, sigma)  # from y_t.detach(): f gets no gradient
     return y_t_adv, truth, false
 
 
@@ -343,6 +349,8 @@ def step_b_plain(
     cfg: Config,
     it: int,
     objective: Objective,
+    *,
+    sigma: float = 2.0,
 ) -> torch.Tensor:
     """Step B as the reference runs it: full forward and backward, only ``f'`` steps.
 
@@ -350,7 +358,7 @@ def step_b_plain(
     discarded by step C's ``zero_grad``. Kept as the reference for the
     equivalence test and the step-time benchmark.
     """
-    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma)
     loss = objective(y_t_adv, truth, false)
     minimise(cfg.trade_off * loss, [optimizers["head_adv"]])
     return loss.detach()
@@ -363,9 +371,11 @@ def step_c_plain(
     cfg: Config,
     it: int,
     objective: Objective,
+    *,
+    sigma: float = 2.0,
 ) -> torch.Tensor:
     """Step C as the reference runs it: a second full target forward, only ``psi`` steps."""
-    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it)
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma)
     loss = objective(y_t_adv, truth, false)
     minimise(cfg.trade_off * loss, [optimizers["psi"]])
     return loss.detach()
@@ -379,6 +389,8 @@ def iteration(
     cfg: Config,
     it: int,
     objectives: tuple[Objective, Objective],
+    *,
+    sigma: float = 2.0,
 ) -> dict[str, float]:
     """Steps A, B and C with the given pair of target objectives: the schedule RegDA and DD share.
 
@@ -390,6 +402,7 @@ def iteration(
         cfg: Hyper-parameters; ``cfg.fused`` picks the schedule (``cfg.objective`` is not read here).
         it: The iteration, 0-based; sets the warm-start ``λ`` of all three passes.
         objectives: ``(step B's loss of f', step C's loss of psi)``.
+        sigma: Width of the pseudo-labels' Gaussians, heatmap cells (the run's ``sigma``).
 
     Returns:
         ``{"A/source", "A/truth", "B/adversary", "C/features"}``: the supervised loss, ``L_T`` on the
@@ -400,15 +413,15 @@ def iteration(
     """
     check_unlabelled(batch_t)
     loss_b, loss_c = objectives
-    losses = step_a(model, batch_s, optimizers, cfg, it)
+    losses = step_a(model, batch_s, optimizers, cfg, it, sigma=sigma)
     x_t = batch_t["image"]
     if cfg.fused:
-        target = target_pass(model, x_t, cfg.sigma)
+        target = target_pass(model, x_t, sigma)
         losses["B/adversary"] = step_b(model, target, optimizers, cfg, loss_b)
         losses["C/features"] = step_c(model, target, optimizers, cfg, it, loss_c)
     else:
-        losses["B/adversary"] = step_b_plain(model, x_t, optimizers, cfg, it, loss_b)
-        losses["C/features"] = step_c_plain(model, x_t, optimizers, cfg, it, loss_c)
+        losses["B/adversary"] = step_b_plain(model, x_t, optimizers, cfg, it, loss_b, sigma=sigma)
+        losses["C/features"] = step_c_plain(model, x_t, optimizers, cfg, it, loss_c, sigma=sigma)
     # One device-to-host copy for all losses: a single sync per iteration.
     values = torch.stack([v.to(torch.float64) for v in losses.values()]).tolist()
     return dict(zip(losses, values, strict=True))
@@ -421,6 +434,8 @@ def step(
     optimizers: Mapping[str, torch.optim.Optimizer],
     cfg: Config,
     it: int,
+    *,
+    sigma: float = 2.0,
 ) -> dict[str, float]:
     """One RegDA iteration: :func:`iteration` with the pair ``OBJECTIVES[cfg.objective]``.
 
@@ -428,4 +443,4 @@ def step(
         ``{"A/source", "A/truth", "B/adversary", "C/features"}``; for RegDA's own pair ``B/adversary`` is
         ``L_F`` and ``C/features`` is ``L_T`` on the target.
     """
-    return iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES[cfg.objective])
+    return iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES[cfg.objective], sigma=sigma)

@@ -28,6 +28,7 @@ from regdakit.models import BACKBONES
 
 __all__ = [
     "ADAPT_METHODS",
+    "DEFAULT_SIGMA",
     "PRESETS",
     "ROTATION",
     "RUN_METHODS",
@@ -67,6 +68,8 @@ def run_methods() -> tuple[str, ...]:
 ADAPT_METHODS = adapt_methods()
 #: :func:`run_methods` of the methods registered at import (for help texts and tests).
 RUN_METHODS = run_methods()
+#: The heatmap Gaussian width of every preset, heatmap cells (the reference's 2 on 64 x 64 maps).
+DEFAULT_SIGMA = 2.0
 #: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
 ROTATION = {"hands": 180.0, "bodies": 30.0}
 
@@ -151,6 +154,9 @@ class TrainConfig:
         head_layers: Depth of ``f`` and ``f'`` (2, the reference's RegDA heads).
         image_size: Input side in pixels (a multiple of 32).
         heatmap_size: Heatmap side, ``image_size / 4``.
+        sigma: Width (standard deviation) of the heatmap Gaussians, heatmap cells: of the training targets
+            (the datasets' heatmaps) *and* of the pseudo-labels of the methods that make them (RegDA, DD).
+            The pre-training cache key includes it when it is not 2.0.
         batch_size: Images per source batch and per target batch, over all processes: under torchrun each
             of ``W`` processes draws ``batch_size / W`` (so the recipe does not change with the device count).
         pretrain_iterations: Iterations of ERM / oracle, and of the adaptation methods' pre-training.
@@ -200,6 +206,7 @@ class TrainConfig:
     head_layers: int = 2
     image_size: int = 128
     heatmap_size: int = 32
+    sigma: float = DEFAULT_SIGMA
     batch_size: int = 16
     pretrain_iterations: int = 2000
     adapt_iterations: int = 2000
@@ -251,6 +258,8 @@ class TrainConfig:
                 f"heatmap_size must be image_size / 4 = {self.image_size // 4} (the model's stride), "
                 f"got {self.heatmap_size}"
             )
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not 0 < self.sigma < math.inf:
+            raise ValueError(f"sigma must be a finite number of heatmap cells > 0, got {self.sigma!r}")
         for name in (
             "batch_size",
             "pretrain_iterations",

@@ -24,7 +24,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from regdakit.data.synthetic import DOMAINS
 from regdakit.methods import common, erm, regda
 from regdakit.models import BACKBONES
-from regdakit.training.config import TASK_DOMAINS, TrainConfig, real_datasets, run_methods
+from regdakit.training.config import DEFAULT_SIGMA, TASK_DOMAINS, TrainConfig, real_datasets, run_methods
 from regdakit.training.files import read_json
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "replace_values",
     "setting_choices",
     "setting_docs",
+    "upgrade_config_dict",
 ]
 
 # --------------------------------------------------------------------------
@@ -100,6 +101,8 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, str]) -> TrainConf
         ValueError: Unknown key, unparsable value, or a value the config rejects.
     """
     known = override_types()
+    if "regda.sigma" in overrides:
+        raise ValueError(_REGDA_SIGMA_GONE)
     unknown = sorted(set(overrides) - set(known))
     if unknown:
         raise ValueError(f"unknown setting --{unknown[0]}; known: {', '.join(sorted(known))}")
@@ -124,8 +127,47 @@ def replace_values(cfg: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     return dataclasses.replace(cfg, **top)
 
 
+_REGDA_SIGMA_GONE = (
+    "regda.sigma is no longer a setting: sigma (top level, --sigma) sets the width of the training targets "
+    "and of the pseudo-labels together"
+)
+
+
+def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config (``config.json``, a checkpoint's ``config``) in this version's settings.
+
+    Until the single ``sigma`` setting, ``regda.sigma`` set the width of RegDA's pseudo-labels only,
+    while the training targets were always 2.0 cells. A saved ``regda.sigma`` equal to the run's
+    ``sigma`` (2.0 when the file has none: every file of that version) described the run this version
+    runs with ``sigma`` alone, so it is dropped. Any other value is refused: no setting of this version
+    reproduces pseudo-labels of another width than the targets.
+
+    Raises:
+        ValueError: ``regda.sigma`` differs from the run's ``sigma``.
+
+    >>> upgrade_config_dict({"regda": {"sigma": 2.0, "margin": 4.0}})
+    {'regda': {'margin': 4.0}}
+    """
+    section = data.get("regda")
+    if not isinstance(section, Mapping) or "sigma" not in section:
+        return dict(data)
+    legacy, sigma = section["sigma"], data.get("sigma", DEFAULT_SIGMA)
+    if legacy != sigma:
+        raise ValueError(
+            f"the saved regda.sigma={legacy!r} (pseudo-labels only, a setting of earlier versions) differs from "
+            f"the run's heatmap sigma={sigma!r}; {_REGDA_SIGMA_GONE}, so this run cannot be rebuilt: remove "
+            "regda.sigma and set sigma to the width you want for both"
+        )
+    return {**data, "regda": {k: v for k, v in section.items() if k != "sigma"}}
+
+
 def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig) -> Any:
-    """Rebuild a (nested) config from ``dataclasses.asdict`` / JSON (lists become tuples)."""
+    """Rebuild a (nested) config from ``dataclasses.asdict`` / JSON (lists become tuples).
+
+    A :class:`TrainConfig` saved by an earlier version is upgraded first (:func:`upgrade_config_dict`).
+    """
+    if cls is TrainConfig:
+        data = upgrade_config_dict(data)
     hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -169,6 +211,10 @@ def config_from_file(path: str | os.PathLike) -> TrainConfig:
     data = read_json(path, f"config {path} is not JSON")
     if not isinstance(data, dict):
         raise ValueError(f"config {path} holds a JSON {type(data).__name__}, not the object of a config.json")
+    try:
+        data = upgrade_config_dict(data)
+    except ValueError as err:
+        raise ValueError(f"config {path}: {err}") from None
     unknown = sorted(set(flatten(data)) - set(override_types()))
     if unknown:
         raise ValueError(f"config {path} has settings this version does not know: {', '.join(unknown)}")

@@ -30,6 +30,8 @@ def make_stream(
 ) -> Iterator[dict[str, Any]]:
     """An endless batch stream of ``domain``; unlabelled streams yield only ``image`` and ``meta``.
 
+    Labelled batches carry ``heatmap`` targets, Gaussians of width ``cfg.sigma`` heatmap cells.
+
     Synthetic domains render fresh batches; real datasets are shuffled per
     epoch by a :class:`regdakit.data.streams.LoaderStream` over their
     ``train`` split (augmented per item in the workers).
@@ -56,6 +58,7 @@ def make_stream(
             "train",
             image_size=cfg.image_size,
             heatmap_size=cfg.heatmap_size if labels else None,
+            sigma=cfg.sigma,
             transform=augment,
             labels=labels,
         )
@@ -69,6 +72,7 @@ def make_stream(
         cfg.image_size,
         seed,
         heatmap_size=cfg.heatmap_size if labels else None,
+        sigma=cfg.sigma,
         augment=augment,
         labels=labels,
     )
