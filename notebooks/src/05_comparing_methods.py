@@ -26,13 +26,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from regdakit import comparison, pretrained, resources, runtime
-from regdakit import train as T
-from regdakit.data.synthetic import SKELETONS
+import regdakit as rk
 
 # The committed tables ship with the package (benchmarks/results/ in the repository).
-table1 = comparison.load_table(resources.path("results/table1_synthetic.json"))
-table2 = comparison.load_table(resources.path("results/table2_synthetic.json"))
+table1 = rk.comparison.load_table(rk.resources.path("results/table1_synthetic.json"))
+table2 = rk.comparison.load_table(rk.resources.path("results/table2_synthetic.json"))
 TASKS = list(table1["tasks"])
 
 # %% [md]
@@ -70,11 +68,11 @@ for task in TASKS:
     print(f"\n{task:<14}{'PCK@0.05':>16}{'PCK@0.1':>16}{'paper @0.05':>13}")
     for row in table1["rows"]:
         if row not in pck:
-            print(f"{comparison.LABELS[row]:<14}{'not run':>16}")
+            print(f"{rk.comparison.LABELS[row]:<14}{'not run':>16}")
             continue
         a, b = pck[row]["pck@0.05/all"], pck[row]["pck@0.1/all"]
-        print(f"{comparison.LABELS[row]:<14}{a['mean']:10.1f} ± {a['std']:3.1f}{b['mean']:10.1f} ± {b['std']:3.1f}"
-              f"{comparison.PAPER[row]:13.1f}")
+        print(f"{rk.comparison.LABELS[row]:<14}{a['mean']:10.1f} ± {a['std']:3.1f}{b['mean']:10.1f} ± {b['std']:3.1f}"
+              f"{rk.comparison.PAPER[row]:13.1f}")
 
 # %% [md]
 # ## 3 · One scale: the gap closed
@@ -87,7 +85,7 @@ for task in TASKS:
 
 # %%
 methods = [m for m in ("dan", "dann", "mcd", "dd", "regda") if all(m in t["pck"] for t in table1["tasks"].values())]
-comparison.plot_gap_closed(table1, methods)
+rk.comparison.plot_gap_closed(table1, methods)
 plt.title("Table 1: fraction of the source-only → oracle gap closed");
 
 # %% [md]
@@ -102,15 +100,15 @@ plt.title("Table 1: fraction of the source-only → oracle gap closed");
 for task in TASKS:
     pck = table1["tasks"][task]["pck"]
     means = {row: pck[row]["pck@0.05/all"]["mean"] for row in pck}
-    agree, pairs = comparison.pairwise_agreement(means)
-    order = " > ".join(comparison.LABELS[r] for r in sorted(means, key=means.get, reverse=True))
+    agree, pairs = rk.comparison.pairwise_agreement(means)
+    order = " > ".join(rk.comparison.LABELS[r] for r in sorted(means, key=means.get, reverse=True))
     print(f"{task}: {order}")
     print(f"  pairs ordered as in the paper: {agree} of {pairs}")
     regda_seeds = pck["regda"]["pck@0.05/all"]["per_seed"]
     for row in (r for r in ("source_only", "dan", "dann", "mcd", "dd") if r in pck):
         other = pck[row]["pck@0.05/all"]["per_seed"]
         wins = sum(r > o for r, o in zip(regda_seeds, other))
-        print(f"  RegDA above {comparison.LABELS[row]:<12} in {wins} of {len(other)} seeds")
+        print(f"  RegDA above {rk.comparison.LABELS[row]:<12} in {wins} of {len(other)} seeds")
 
 # %% [md]
 # ## 5 · Table 2: which minimisation matters
@@ -128,8 +126,8 @@ for task in TASKS:
     print(task)
     for row in table2["rows"]:
         a = pck[row]["pck@0.05/all"]
-        print(f"  {comparison.LABELS[row]:<24}{a['mean']:6.1f} ± {a['std']:3.1f}   per seed {a['per_seed']}"
-              f"   paper {comparison.PAPER[row]}")
+        print(f"  {rk.comparison.LABELS[row]:<24}{a['mean']:6.1f} ± {a['std']:3.1f}   per seed {a['per_seed']}"
+              f"   paper {rk.comparison.PAPER[row]}")
 
 # %%
 fig, axes = plt.subplots(1, len(TASKS), figsize=(11, 3.5), sharey=True)
@@ -173,12 +171,12 @@ for task in TASKS:
     print(f"  {'':<14}" + "".join(f"{r.split(' (')[0]:>16}" for r in rules))
     for method, picks in selection.items():
         cells = "".join(f"{picks[r]['mean']:16.1f}" if r in picks else f"{'n/a':>16}" for r in rules)
-        print(f"  {comparison.LABELS[method]:<14}{cells}")
+        print(f"  {rk.comparison.LABELS[method]:<14}{cells}")
 
 # %%
 fig, axes = plt.subplots(1, len(TASKS), figsize=(13, 4.6))
 for ax, task in zip(axes, TASKS):
-    comparison.plot_selection(table1, task, ax=ax)
+    rk.comparison.plot_selection(table1, task, ax=ax)
 fig.tight_layout()
 
 # %% [md]
@@ -192,22 +190,22 @@ fig.tight_layout()
 
 # %%
 OUT = Path(tempfile.mkdtemp(prefix="regdakit-05-"))
-checkpoint, _ = pretrained.source_only_files("hands")
-ITERATIONS = runtime.pick(30, 4)
+checkpoint, _ = rk.pretrained.source_only_files("hands")
+ITERATIONS = rk.runtime.pick(30, 4)
 live = {}
 for method in ["dan", "dann", "mcd", "dd", "regda"]:
-    cfg = T.make_config(
-        pretrained.PRESET, task="hands", method=method, out=str(OUT), init_checkpoint=str(checkpoint),
+    cfg = rk.train.make_config(
+        rk.pretrained.PRESET, task="hands", method=method, out=str(OUT), init_checkpoint=str(checkpoint),
         adapt_iterations=ITERATIONS, eval_every=ITERATIONS, checkpoint_every=ITERATIONS,
-        eval_size=runtime.pick(256, 32), device="cpu",
+        eval_size=rk.runtime.pick(256, 32), device="cpu",
     )
-    live[method] = T.train(cfg, progress=False)["metrics"]["target_test"]["pck@0.05/all"]
-model, _, _ = T.load_checkpoint(checkpoint, "cpu")
-eval_sets = T.make_eval_sets(cfg)  # the same target test images as the runs above
-source_only = T.evaluate(model, eval_sets["target_test"], SKELETONS["hands"])["pck@0.05/all"]
+    live[method] = rk.train.train(cfg, progress=False)["metrics"]["target_test"]["pck@0.05/all"]
+model, _, _ = rk.train.load_checkpoint(checkpoint, "cpu")
+eval_sets = rk.train.make_eval_sets(cfg)  # the same target test images as the runs above
+source_only = rk.train.evaluate(model, eval_sets["target_test"], rk.HAND21)["pck@0.05/all"]
 print(f"source only  {100 * source_only:5.1f} %")
 for method, value in live.items():
-    print(f"{comparison.LABELS[method]:<12} {100 * value:5.1f} %  after {ITERATIONS} iterations")
+    print(f"{rk.comparison.LABELS[method]:<12} {100 * value:5.1f} %  after {ITERATIONS} iterations")
 
 # %% [md]
 # ## 8 · What the ordering does and does not show
@@ -246,50 +244,45 @@ for method, value in live.items():
 # its bodies rows come from that benchmark, which kept no intermediate
 # snapshots, so RegDA has a selection row for hands only.
 #
-# The cell below checks every claim of this section on the committed numbers:
-# if a re-run changes them, it fails instead of leaving the prose wrong.
+# `tests/test_notebook_05.py` checks every claim of this section on the
+# committed numbers: if a re-run of the benchmark changes them, the test fails
+# instead of leaving the prose wrong. The cell below checks the first one.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 def mean_pck(table, task, row):
     return table["tasks"][task]["pck"][row]["pck@0.05/all"]["mean"]
-
-
-def std_pck(table, task, row):
-    return table["tasks"][task]["pck"][row]["pck@0.05/all"]["std"]
 
 
 for task in TASKS:
     for row in ("source_only", "mcd", "dd"):
         assert mean_pck(table1, task, "regda") > mean_pck(table1, task, row), (task, row)
-    assert mean_pck(table2, task, "regda") == max(mean_pck(table2, task, r) for r in table2["rows"]), task
-    assert mean_pck(table1, task, "dan") > mean_pck(table1, task, "source_only"), task
-    assert mean_pck(table1, task, "dann") < mean_pck(table1, task, "source_only"), task
-assert mean_pck(table2, "hands", "false_max") > mean_pck(table2, "hands", "dd")
-gap = abs(mean_pck(table2, "bodies", "false_max") - mean_pck(table2, "bodies", "dd"))
-assert gap < max(std_pck(table2, "bodies", "false_max"), std_pck(table2, "bodies", "dd"))
-dan_vs_regda = mean_pck(table1, "bodies", "dan") - mean_pck(table1, "bodies", "regda")
-assert 0 < dan_vs_regda < min(std_pck(table1, "bodies", "dan"), std_pck(table1, "bodies", "regda"))
-assert mean_pck(table1, "hands", "dd") < mean_pck(table1, "hands", "source_only")
+    print(f"{task}: RegDA {mean_pck(table1, task, 'regda'):.1f} > source only, MCD, DD "
+          f"({max(mean_pck(table1, task, r) for r in ('source_only', 'mcd', 'dd')):.1f} at best)")
 
-scores = {task: table1["tasks"][task]["validator_scores_at_last"] for task in TASKS}
-broken = [scores["hands"]["dd"], scores["hands"]["dann"], scores["bodies"]["dann"]]
-assert all(max(s["source_pck"]) < 0.10 for s in broken)
-kept = [scores[t][m] for t in TASKS for m in ("dan", "mcd")] + [scores["bodies"]["dd"]]
-assert all(min(s["source_pck"]) > 0.17 and max(s["source_pck"]) < 0.35 for s in kept)
-for method in ("dd", "mcd", "dan"):  # on bodies the entropy found the oracle's pick
-    picks = table1["tasks"]["bodies"]["selection"][method]
-    assert picks["neg_entropy"]["per_seed"] == picks["oracle_selected (uses target labels, not valid UDA)"]["per_seed"]
-
-better = {"source_pck": [], "neg_entropy": []}
-for task in TASKS:
-    for method, picks in table1["tasks"][task]["selection"].items():
-        for rule in better:
-            if picks[rule]["mean"] > picks["last"]["mean"]:
-                better[rule].append((task, method))
-runs = sum(len(table1["tasks"][t]["selection"]) for t in TASKS)
-assert better["source_pck"] == [("hands", "regda")] and runs / 2 < len(better["neg_entropy"]) < runs
-assert "regda" in table1["tasks"]["hands"]["selection"] and "regda" not in table1["tasks"]["bodies"]["selection"]
-print(f"source PCK of the last snapshot, DD hands / DANN hands / DANN bodies: "
-      f"{[round(100 * max(s['source_pck']), 1) for s in broken]} % at most")
-print(f"a validator's pick beat the last snapshot (mean over seeds): source_pck in {len(better['source_pck'])} "
-      f"of {runs} method-task pairs, neg_entropy in {len(better['neg_entropy'])} of {runs}")
+# %% [md]
+# ## Summary
+#
+# * Every method starts from the same source-only model and adapts with the same
+#   budget and optimiser; only the objective differs, so the tables compare
+#   objectives.
+# * RegDA beats source only, MCD and DD on both synthetic tasks, and Table 2
+#   keeps the paper's verdict: `f′` minimising `L_F` with `ψ` minimising `L_T`
+#   is the best of the three ways to play the game.
+# * Not every ordering of the paper holds here: DAN is level with RegDA, while
+#   DANN (and DD on hands) collapse below the source-only model.
+# * Without target labels a checkpoint must be chosen by a validator; the target
+#   entropy beat the last snapshot in most runs, the source PCK rarely, and the
+#   target-label pick is a ceiling, not a protocol.
+#
+# ## Exercises
+#
+# 1. Put the live re-run of section 7 on section 3's scale: with
+#    `mean_pck(table1, "hands", "oracle")` as the oracle (in %; `live` and
+#    `source_only` are fractions), what fraction of the gap does each method
+#    close after `ITERATIONS` iterations?
+# 2. Re-run section 7 for `"dd"` and `"regda"` only, with `ITERATIONS = 100`.
+#    Does DD start to fall below the source-only model, as in Table 1?
+# 3. `table1["tasks"][task]["validator_scores_at_last"][method]["neg_entropy"]`
+#    holds each seed's entropy score at the last iteration. Do the methods with
+#    the highest scores also have the highest target PCK?
