@@ -45,6 +45,16 @@ CANDIDATES: dict[str, dict[str, str]] = {
 }
 
 
+#: Runs made otherwise than by this script on the same commit, said in the results and the table.
+RUN_NOTES: dict[str, str] = {
+    "hands-sigma1": (
+        "run before TrainConfig.sigma existed (commit 4ac9277 with a one-line probe patch passing sigma=1.0 "
+        "to the synthetic training stream; source-only training uses no pseudo-labels, so --sigma=1.0 is "
+        "the same setting); not yet re-run on main"
+    ),
+}
+
+
 def _settings(name: str, iterations: int) -> dict[str, str]:
     out = {}
     for key, value in CANDIDATES[name].items():
@@ -115,7 +125,8 @@ def report(out: Path) -> None:
         points = curve(folder)
         results.setdefault(task, {})[name] = {
             "settings": CANDIDATES.get(name, {}),
-            "sigma": config.get("sigma", config.get("regda", {}).get("sigma")),
+            "sigma": float(CANDIDATES.get(name, {}).get("sigma", config.get("sigma", 2.0))),
+            "note": RUN_NOTES.get(folder.name, ""),
             "iterations": config["pretrain_iterations"],
             "seed": config["seed"],
             "finished": (folder / "final.json").exists(),
@@ -145,6 +156,8 @@ def report(out: Path) -> None:
                     f"| {name} | {p['iteration']} | {p['cpu_minutes']} | {100 * p['source_pck@0.05']:.1f} | "
                     f"{100 * p['source_pck@0.1']:.1f} | {100 * p['target_pck@0.05']:.1f} |"
                 )
+        lines.append("")
+        lines += [f"* `{name}`: {entry['note']}" for name, entry in runs.items() if entry["note"]]
         lines.append("")
     path = ROOT / "docs" / "source_recipe.md"
     path.write_text(portable("\n".join(lines)))
