@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, make_dataset
+from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSIONS, make_dataset
 
 HERE = Path(__file__).resolve().parent
 N, SIZE, COLUMNS, SEED = 64, 64, 8, 0
@@ -33,7 +33,7 @@ def render_sample(task: str, domain: str) -> tuple[np.ndarray, dict]:
     labels = {
         "task": task,
         "domain": domain,
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": GENERATOR_VERSIONS[task],
         "seed": SEED,
         "split": "test",
         "image_size": SIZE,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, SyntheticStream, make_dataset, render
+from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, GENERATOR_VERSIONS, SyntheticStream, make_dataset, render
 from regdakit.data.synthetic.bodies import BODY_PRIORS, sample_bodies
 from regdakit.data.synthetic.hands import HAND_PRIORS, sample_hands
 from regdakit.data.synthetic.raster import Capsules, rasterize
@@ -80,7 +80,7 @@ def test_dataset_is_reproducible_and_order_independent():
     other = make_dataset("hands", "studio", "test", size=64, n=70, seed=3)
     assert not torch.equal(a[0]["image"], other[0]["image"])  # splits are disjoint draws
     item = a[5]
-    assert item["meta"]["generator_version"] == GENERATOR_VERSION and item["meta"]["split"] == "val"
+    assert item["meta"]["generator_version"] == GENERATOR_VERSIONS["hands"] and item["meta"]["split"] == "val"
     images, keypoints, visible = a.tensors()
     assert images.shape == (70, 3, 64, 64) and torch.equal(images[5], item["image"])
 
@@ -146,3 +146,10 @@ def test_shipped_samples_are_reproduced_exactly():
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), mosaic)
     assert json.loads(js.read_text()) == labels
     assert sum(f.stat().st_size for f in path.parent.iterdir()) < 5 * 2**20
+
+
+def test_each_task_has_its_own_generator_version():
+    # bodies v2 (hair, revised targets) must not change a single hands image: the seed hashes the task's version
+    assert GENERATOR_VERSIONS == {"hands": "synthetic-1.0", "bodies": "synthetic-2.0"}
+    assert GENERATOR_VERSION == "synthetic-2.0"
+    assert make_dataset("bodies", "lab", "val", size=64, n=2)[0]["meta"]["generator_version"] == "synthetic-2.0"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from regdakit.data.synthetic import GENERATOR_VERSION, SKELETONS
+from regdakit.data.synthetic import GENERATOR_VERSIONS, SKELETONS
 from regdakit.distributed import Context
 from regdakit.methods import METHODS, contract
 from regdakit.models import PoseResNet, pose_resnet
@@ -100,7 +100,7 @@ def pretrain_key(cfg: TrainConfig) -> str:
     2.0, so that the keys of every run before the setting existed stay what they were.
     """
     recipe = {
-        "generator": GENERATOR_VERSION,
+        "generator": GENERATOR_VERSIONS[cfg.task],
         "erm": dataclasses.asdict(cfg.erm),
         **{
             k: getattr(cfg, k)

@@ -6,6 +6,7 @@ See :mod:`regdakit.data.synthetic.dataset` for the API and
 
 from regdakit.data.synthetic.dataset import (
     GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
     SKELETONS,
     SPLITS,
     SyntheticDataset,
@@ -17,6 +18,7 @@ from regdakit.data.synthetic.render import DOMAINS, render
 __all__ = [
     "DOMAINS",
     "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
     "SKELETONS",
     "SPLITS",
     "SyntheticDataset",

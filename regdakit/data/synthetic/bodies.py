@@ -6,7 +6,11 @@ the person's right side appears on the image's left). Arms and legs are
 two-segment chains with 3-D angles at shoulders/hips and flexion at
 elbows/knees; the torso leans. Left and right limbs are built and dressed
 identically, so only the figure's structure and view tell them apart: the
-source of the left/right confusions the paper's Fig. 1 shows. The keypoints
+source of the left/right confusions the paper's Fig. 1 shows. Since
+``synthetic-2.0`` the head has hair at its back, as a face has in a photo:
+without it a figure seen from the front and one seen from the back were the
+same picture mirrored, and a third of a source-only model's errors on its
+*own* domain were left/right swaps no training could remove. The keypoints
 are the 16 of ``BODY16`` (MPII order).
 """
 
@@ -76,8 +80,12 @@ _UPPER_ARM, _FOREARM, _THIGH, _SHIN = 0.17, 0.16, 0.24, 0.23
 BODY_PART_KINDS = (
     "torso", "hips", "shoulders", "neck", "head",
     "upper_arm", "forearm", "hand", "upper_arm", "forearm", "hand",
-    "thigh", "shin", "foot", "thigh", "shin", "foot",
+    "thigh", "shin", "foot", "thigh", "shin", "foot", "hair",
 )  # fmt: skip
+
+# The hair: a ball a little smaller than the head, set back and up (body heights). Seen from the front
+# the face hides all but a fringe of it; from the back it covers the head.
+_HAIR_OFFSET, _HAIR_RADIUS, _HEAD_RADIUS = (0.0, -0.012, -0.03), 0.088, 0.092
 
 
 def _limb(abduction: torch.Tensor, flexion: torch.Tensor, side: float) -> torch.Tensor:
@@ -128,9 +136,10 @@ def sample_bodies(n: int, prior: BodyPrior, size: int, g: torch.Generator) -> Po
             joints[:, 0] + torch.tensor([0.0, 0.02, 0.07]),
             joints[:, 5] + torch.tensor([0.0, 0.02, 0.07]),
             (joints[:, 8] + joints[:, 9]) / 2,  # head centre; its radius reaches the head top
+            (joints[:, 8] + joints[:, 9]) / 2 + torch.tensor(_HAIR_OFFSET),
         ],
         dim=1,
-    )  # (n, 5, 3): r_hand, l_hand, r_toe, l_toe, head centre
+    )  # (n, 6, 3): r_hand, l_hand, r_toe, l_toe, head centre, hair centre
     points = torch.cat([joints, extra], dim=1)
     points = points - torch.tensor([0.0, -0.12, 0.0])  # rotate about the middle of the body
     rot = rotation_matrices(uniform(n, *prior.yaw, g), uniform(n, *prior.pitch, g), uniform(n, *prior.roll, g))
@@ -142,9 +151,10 @@ def sample_bodies(n: int, prior: BodyPrior, size: int, g: torch.Generator) -> Po
     xy = xy - mid + size / 2 + uniform((n, 1, 2), -0.06, 0.06, g) * size
     z = points[..., 2] * scale[..., 0]
     pairs = [
-        (6, 7, 0.11), (2, 3, 0.075), (12, 13, 0.06), (7, 8, 0.04), (20, 20, 0.092),
+        (6, 7, 0.11), (2, 3, 0.075), (12, 13, 0.06), (7, 8, 0.04), (20, 20, _HEAD_RADIUS),
         (12, 11, 0.045), (11, 10, 0.038), (10, 16, 0.03), (13, 14, 0.045), (14, 15, 0.038), (15, 17, 0.03),
         (2, 1, 0.065), (1, 0, 0.05), (0, 18, 0.032), (3, 4, 0.065), (4, 5, 0.05), (5, 19, 0.032),
+        (21, 21, _HAIR_RADIUS),
     ]  # fmt: skip
     src, dst = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
     unit = scale[:, 0, 0, None]

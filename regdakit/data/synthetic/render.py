@@ -119,10 +119,12 @@ def _outfit(n: int, g: torch.Generator, *, realistic: bool, muted: bool) -> dict
     shoes = uniform((n, 3), 0.0, 0.25, g)
     short_sleeves = torch.rand(n, 1, generator=g) < 0.5
     shorts = torch.rand(n, 1, generator=g) < (0.6 if not muted else 0.1)
+    # black, brown, auburn or fair: dark or strongly tinted, never the colour of the skin beside it
+    hair = uniform((n, 1), 0.05, 0.6, g) * torch.tensor([[1.0, 0.75, 0.45]]) * uniform((n, 1), 0.3, 1.0, g)
     return {
         "torso": shirt, "shoulders": shirt, "upper_arm": shirt,
         "forearm": torch.where(short_sleeves, skin, shirt), "hand": skin, "neck": skin, "head": skin,
-        "hips": pants, "thigh": pants, "shin": torch.where(shorts, skin, pants), "foot": shoes,
+        "hips": pants, "thigh": pants, "shin": torch.where(shorts, skin, pants), "foot": shoes, "hair": hair,
     }  # fmt: skip
 
 
