@@ -190,7 +190,7 @@ def test_the_wheel_works_outside_the_repository(venv, tmp_path):
 
         model, cfg = rk.pretrained.load_source_only("hands")
         with torch.no_grad():
-            logits = model.head(model.features(torch.rand(2, 3, cfg.image_size, cfg.image_size)))
+            logits = model.heatmaps(torch.rand(2, 3, cfg.image_size, cfg.image_size))
         table = rk.resources.read_json("results/table1_synthetic.json")
         print(json.dumps({
             "package": str(Path(rk.__file__).resolve().parent),

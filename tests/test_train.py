@@ -591,7 +591,7 @@ def _trivial_method():
 
     def step(model, batch_s, batch_t, optimizers, cfg, it):
         common.check_unlabelled(batch_t)
-        loss = common.source_loss(model.head(model.features(batch_s["image"])), batch_s["heatmap"], batch_s["weight"])
+        loss = common.source_loss(model.heatmaps(batch_s["image"]), batch_s["heatmap"], batch_s["weight"])
         common.minimise(loss, optimizers.values())
         return {"A/source": loss.item()}
 

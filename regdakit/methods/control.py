@@ -67,9 +67,9 @@ def step(
         ``{"A/source": L_src}``.
     """
     check_unlabelled(batch_t)
-    y_s = model.head(model.features(batch_s["image"]))  # (B, K, H, W)
+    y_s = model.heatmaps(batch_s["image"])  # (B, K, H/4, W/4), f only
     loss = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
     minimise(loss, optimizers.values())
     with torch.no_grad():  # BatchNorm running statistics of psi and f see the target batch
-        model.head(model.features(batch_t["image"]))
+        model.heatmaps(batch_t["image"])
     return {"A/source": loss.item()}

@@ -148,7 +148,7 @@ def step(
     """
     check_labelled(batch_s)
     # Only the main head: computing y_adv would cost a head forward for nothing.
-    y = model.head(model.features(batch_s["image"]))
+    y = model.heatmaps(batch_s["image"])
     loss = source_loss(y, batch_s["heatmap"], batch_s["weight"], cfg.loss)
     minimise(loss, optimizers.values())
     return {"A/source": loss.item()}
