@@ -25,13 +25,17 @@ run)``: ``add_arguments(parser)`` declares the command's options and
 A command that cannot do what it was asked prints one line ``error: ...`` on
 stderr and exits with status 2 (a wrong setting, path, checkpoint or device,
 a full disk), or 1 when a run failed while training (NaN/Inf, a failed
-rank) or a dataset's content is wrong.
+rank) or a dataset's content is wrong. Arguments the parser refuses (an
+unknown option, a value of the wrong type) exit with status 2 through
+argparse; an unknown ``train`` option also names the nearest one
+(``--regda.sigma`` -> ``--sigma``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -318,13 +322,50 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
 }
 
 
+#: Settings of earlier versions that moved: old key -> (the setting now, what it sets).
+_MOVED_SETTINGS: dict[str, tuple[str, str]] = {
+    "regda.sigma": ("sigma", "the heatmap width (of the training targets and the pseudo-labels alike)"),
+}
+
+
+def _nearest_option(key: str, known: Sequence[str]) -> str:
+    """Why ``--key`` is refused, naming the option(s) nearest to it among ``known`` (keys without ``--``)."""
+    if key in _MOVED_SETTINGS:
+        new, what = _MOVED_SETTINGS[key]
+        return f"--{key} is not a setting; {what} is --{new}."
+    # The same name in another section or at the top level (--dann.margin -> --regda.margin,
+    # --regda.batch_size -> --batch_size), top level first; else the closest spelling.
+    leaf = key.rsplit(".", 1)[-1]
+    same_name = sorted((k for k in known if k.rsplit(".", 1)[-1] == leaf), key=lambda k: ("." in k, k))
+    nearest = same_name[:3] or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not nearest:
+        return f"--{key} is not a setting (python -m regdakit train --help lists them)."
+    listed = ", ".join(f"--{k}" for k in nearest[:-1]) + (" or " if len(nearest) > 1 else "") + f"--{nearest[-1]}"
+    return f"--{key} is not a setting; did you mean {listed}?"
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """The "unrecognized arguments" message for ``extras``, then the nearest option of each unknown ``--key``."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    # argparse keeps a parser's options in _actions only; this lists every option of `train`, settings included.
+    known = [opt[2:] for action in parser._actions for opt in action.option_strings if opt.startswith("--")]
+    options = dict.fromkeys(a.split("=", 1)[0][2:] for a in extras if a.startswith("--"))
+    return " ".join([f"{message}.", *(_nearest_option(key, known) for key in options)]) if options else message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m regdakit", description="regdakit command line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {}
     for name, (add_arguments, _) in COMMANDS.items():
-        add_arguments(commands.add_parser(name, help=f"{name} commands"))
-    args = parser.parse_args(argv)
+        parsers[name] = commands.add_parser(name, help=f"{name} commands")
+        add_arguments(parsers[name])
+    args, extras = parser.parse_known_args(argv)
+    if extras and args.command == "train":  # a mistyped or retired setting: say which one was meant
+        parsers["train"].error(_unrecognized(parsers["train"], extras))
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")  # what parse_args says
     return COMMANDS[args.command][1](args)
 
 

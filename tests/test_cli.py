@@ -59,6 +59,29 @@ def test_both_option_syntaxes_and_choices_checked_by_the_config(tmp_path, capsys
     assert "erm.optimizer must be one of ('sgd', 'adam')" in capsys.readouterr().err
 
 
+def test_an_unknown_setting_names_the_nearest_one(capsys):
+    # A retired setting says where it went; a setting in the wrong section, the section that has it;
+    # a misspelt one, the closest spelling. Nothing runs: argparse's exit 2 before any training.
+    for argv, message in [
+        (["--regda.sigma=1"], "--regda.sigma is not a setting; the heatmap width"),
+        (["--regda.sigma", "1"], "the pseudo-labels alike) is --sigma."),
+        (["--dann.margin=2"], "--dann.margin is not a setting; did you mean --regda.margin?"),
+        (["--regda.batch_size=2"], "--regda.batch_size is not a setting; did you mean --batch_size?"),
+        (["--regda.lrr=0.1"], "--regda.lrr is not a setting; did you mean --regda.lr?"),
+        (["--no_progress"], "did you mean --no-progress?"),
+        (["--warp.drive=9"], "--warp.drive is not a setting (python -m regdakit train --help lists them)."),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["train", "--preset=ci", *argv])
+        last = capsys.readouterr().err.splitlines()[-1]  # after the usage
+        assert exc.value.code == 2 and last.startswith("python -m regdakit train: error: "), (argv, last)
+        assert f"unrecognized arguments: {' '.join(argv)}. " in last and message in last, (argv, last)
+    # The other commands keep argparse's message.
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["eval", "--checkpoint", "x.pt", "--regda.sigma=1"])
+    assert exc.value.code == 2 and "unrecognized arguments: --regda.sigma=1" in capsys.readouterr().err
+
+
 def test_config_reruns_a_saved_run_and_flags_override_it(tmp_path, capsys):
     first = ["train", "--preset=ci", "--method=erm", "--pretrain_iterations=2", "--batch_size=2", "--eval_size=4"]
     first += ["--erm.lr=0.05", "--device=cpu", f"--out={tmp_path}", "--no-progress", "--run_name=first"]
