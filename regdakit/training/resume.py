@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from regdakit.training.config import ADAPT_METHODS, TrainConfig
+from regdakit.training.config import TrainConfig, adapt_methods
 from regdakit.training.files import check_keys, read_checkpoint, read_json
 from regdakit.training.settings import config_from_dict, flatten, override_types
 
@@ -44,7 +44,8 @@ class ResumeError(ValueError):
 
 def _resume_safe(cfg: TrainConfig) -> tuple[str, ...]:
     """The settings of :data:`RESUME_SAFE` that may change when ``cfg``'s run resumes."""
-    return tuple(k for k in RESUME_SAFE if not (k == "pretrain_iterations" and cfg.method in ADAPT_METHODS))
+    # adapt_methods() now, not ADAPT_METHODS: a method registered after import is an adaptation method too.
+    return tuple(k for k in RESUME_SAFE if not (k == "pretrain_iterations" and cfg.method in adapt_methods()))
 
 
 def check_resume_allow(cfg: TrainConfig, allow: tuple[str, ...]) -> None:
