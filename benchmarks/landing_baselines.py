@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks:
         model, cfg = pretrained.load_source_only(task)
         results[task] = {
-            "model": f"shipped source-only ({pretrained.RETRAIN_COMMANDS[task]})",
+            "model": f"shipped source-only ({pretrained.retrain_command(task)})",
             "sigma": _sigma(cfg),
             "source": analyse(model, cfg, cfg.source_domain, "val", args.n),
             "target": analyse(model, cfg, cfg.target_domain, "test", args.n),

@@ -1,14 +1,18 @@
-"""The shipped source-only models: small detectors trained on the source style only.
+"""The shipped detectors: small source-only models, several seeds per task.
 
-Notebooks 01 and 02 study what a source-only model does on the target domain;
-training one takes minutes, so the package ships one per task (a few MB each;
-package data read with :mod:`regdakit.resources`, in the repository's
-``data_samples/checkpoints/``). Each was produced by exactly
-the command in :data:`RETRAIN_COMMANDS`; ``load_source_only(task,
-retrain=True)`` runs that recipe again instead of loading the file.
+Notebooks 01 and 02 study what a source-only model does on the target domain,
+and the comparison starts every adaptation from one; training one takes
+minutes to half an hour on a CPU, so the package ships them (half-precision
+weights, about 1.3 MB each; package data read with :mod:`regdakit.resources`,
+in the repository's ``data_samples/checkpoints/``), each with its training
+log. Each was produced by exactly the command :func:`retrain_command` gives;
+``load_source_only(task, seed=..., retrain=True)`` runs that recipe again
+instead of loading the file.
 
->>> sorted(CHECKPOINTS)
+>>> sorted(SEEDS)
 ['bodies', 'hands']
+>>> retrain_command("hands", 1)
+'python -m regdakit train --task hands --method erm --preset cpu-bench --seed=1 --run_name=hands-source-only-seed1'
 """
 
 from __future__ import annotations
@@ -20,61 +24,113 @@ from typing import Any
 from regdakit import resources
 from regdakit.models import PoseResNet
 
-__all__ = ["CHECKPOINTS", "PRESET", "RETRAIN_COMMANDS", "load_source_only", "retrain_config", "source_only_files"]
+__all__ = [
+    "LEGACY_SETTINGS",
+    "PRESET",
+    "SEEDS",
+    "checkpoint_path",
+    "load_source_only",
+    "retrain_command",
+    "retrain_config",
+    "source_only_files",
+]
 
-#: Where the shipped checkpoints live, per task: package data (``samples/checkpoints/`` of
-#: :mod:`regdakit.resources`), wherever regdakit is installed.
-CHECKPOINTS = {task: resources.path(f"samples/checkpoints/{task}_source_only.pt") for task in ("hands", "bodies")}
 #: The training preset of the shipped models (:data:`regdakit.training.PRESETS`).
 PRESET = "cpu-bench"
-#: The one command that retrains each shipped checkpoint: ``tools/ship_checkpoints.py`` copies its
-#: ``last.pt`` (model and config only) and ``metrics.jsonl`` into ``data_samples/checkpoints/``.
-RETRAIN_COMMANDS = {
-    task: f"python -m regdakit train --task {task} --method erm --preset {PRESET} --seed=0 "
-    f"--run_name={task}-source-only"
-    for task in CHECKPOINTS
+#: The seeds whose source-only model ships, per task, the first one the default. Seed ``0`` is the single
+#: model of the first version, shipped until models of this version's recipe replace it.
+SEEDS: dict[str, tuple[int, ...]] = {"hands": (0,), "bodies": (0,)}
+#: The first version's recipe (seed 0 only): :data:`PRESET` as it was then, 600 constant-rate iterations
+#: at ``sigma`` 2 cells. The bodies model of that version was trained on generator ``synthetic-1.0``,
+#: which no command of this version renders (see ``data_samples/README.md``).
+LEGACY_SETTINGS = {
+    "sigma": "2.0",
+    "pretrain_iterations": "600",
+    "erm.milestones": "",
+    "eval_every": "100",
+    "checkpoint_every": "200",
 }
 
 
-def retrain_config(task: str, out: str | os.PathLike = "runs") -> Any:
-    """The :class:`regdakit.training.TrainConfig` of :data:`RETRAIN_COMMANDS` ``[task]``."""
-    from regdakit.training import make_config
+def _check(task: str, seed: int | None) -> int:
+    if task not in SEEDS:
+        raise ValueError(f"task must be one of {sorted(SEEDS)}, got {task!r}")
+    if seed is None:
+        return SEEDS[task][0]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return seed
 
-    _check_task(task)
-    return make_config(PRESET, task=task, method="erm", seed=0, out=os.fspath(out), run_name=f"{task}-source-only")
+
+def checkpoint_path(task: str = "hands", seed: int | None = None) -> Path:
+    """Where the shipped source-only model of ``task`` and ``seed`` lives (it need not exist).
+
+    ``seed=None`` is the task's first shipped seed. The training log is the same path with the suffix
+    ``.metrics.jsonl``.
+
+    Raises:
+        ValueError: Unknown task, or a seed that is not an int >= 0.
+    """
+    seed = _check(task, seed)
+    name = f"{task}_source_only.pt" if seed == 0 else f"{task}_source_only_seed{seed}.pt"
+    return resources.path(f"samples/checkpoints/{name}")
 
 
-def _check_task(task: str) -> None:
-    if task not in CHECKPOINTS:
-        raise ValueError(f"task must be one of {sorted(CHECKPOINTS)}, got {task!r}")
+def retrain_command(task: str = "hands", seed: int | None = None) -> str:
+    """The one command that trains the source-only model of ``task`` and ``seed`` (into ``runs/``)."""
+    seed = _check(task, seed)
+    legacy = "".join(f" --{key}={value}" for key, value in LEGACY_SETTINGS.items()) if seed == 0 else ""
+    return (
+        f"python -m regdakit train --task {task} --method erm --preset {PRESET} --seed={seed}{legacy} "
+        f"--run_name={_run_name(task, seed)}"
+    )
+
+
+def _run_name(task: str, seed: int) -> str:
+    return f"{task}-source-only" if seed == 0 else f"{task}-source-only-seed{seed}"
+
+
+def retrain_config(task: str = "hands", seed: int | None = None, out: str | os.PathLike = "runs") -> Any:
+    """The :class:`regdakit.training.TrainConfig` of :func:`retrain_command`."""
+    from regdakit.training import apply_overrides, make_config
+
+    seed = _check(task, seed)
+    cfg = make_config(PRESET, task=task, method="erm", seed=seed, out=os.fspath(out), run_name=_run_name(task, seed))
+    return apply_overrides(cfg, LEGACY_SETTINGS) if seed == 0 else cfg
 
 
 def source_only_files(
-    task: str = "hands", *, retrain: bool = False, out: str | os.PathLike = "runs"
+    task: str = "hands", *, seed: int | None = None, retrain: bool = False, out: str | os.PathLike = "runs"
 ) -> tuple[Path, Path]:
-    """``(checkpoint, metrics log)`` of the source-only model of ``task``.
+    """``(checkpoint, metrics log)`` of the source-only model of ``task`` and ``seed``.
 
-    The shipped files (:data:`CHECKPOINTS` and the training log beside each, ``*.metrics.jsonl``),
-    or, with ``retrain=True``, those of a run of :data:`RETRAIN_COMMANDS` in ``<out>/<task>-source-only``
-    (trained now if not finished yet: minutes on a CPU).
+    The shipped files (:func:`checkpoint_path` and the training log beside it, ``*.metrics.jsonl``),
+    or, with ``retrain=True``, those of a run of :func:`retrain_command` in ``<out>/<run name>``
+    (trained now if not finished yet: minutes to half an hour on a CPU; an interrupted run resumes).
 
     Raises:
-        ValueError: Unknown task.
-        FileNotFoundError: A shipped file is missing (a partial checkout); ``retrain=True`` rebuilds it.
+        ValueError: Unknown task or bad seed.
+        FileNotFoundError: The seed does not ship (the message lists those that do), or a shipped file is
+            missing (a partial checkout); ``retrain=True`` trains it.
     """
     from regdakit.training import train
 
-    _check_task(task)
+    seed = _check(task, seed)
     if not retrain:
-        path = CHECKPOINTS[task]
+        if seed not in SEEDS[task]:
+            raise FileNotFoundError(
+                f"no shipped {task} model of seed {seed} (shipped seeds: {list(SEEDS[task])}); pass retrain=True "
+                f"or run: {retrain_command(task, seed)}"
+            )
+        path = checkpoint_path(task, seed)
         log = path.with_suffix(".metrics.jsonl")
         for needed in (path, log):
             if not needed.is_file():
                 raise FileNotFoundError(
-                    f"the shipped file {needed} is missing; pass retrain=True or run: {RETRAIN_COMMANDS[task]}"
+                    f"the shipped file {needed} is missing; pass retrain=True or run: {retrain_command(task, seed)}"
                 )
         return path, log
-    cfg = retrain_config(task, out)
+    cfg = retrain_config(task, seed, out)
     last = cfg.run_dir / "last.pt"
     if not (cfg.run_dir / "final.json").is_file():
         train(cfg, resume=last.is_file())
@@ -82,27 +138,33 @@ def source_only_files(
 
 
 def load_source_only(
-    task: str = "hands", *, retrain: bool = False, out: str | os.PathLike = "runs", device: str = "cpu"
+    task: str = "hands",
+    *,
+    seed: int | None = None,
+    retrain: bool = False,
+    out: str | os.PathLike = "runs",
+    device: str = "cpu",
 ) -> tuple[PoseResNet, Any]:
-    """The source-only model of ``task`` in eval mode, and its training config.
+    """The source-only model of ``task`` in eval mode (float32), and its training config.
 
     Args:
-        task: ``"hands"`` (rendered -> studio) or ``"bodies"`` (synthetic -> lab).
-        retrain: Train it again with :data:`RETRAIN_COMMANDS` (see :func:`source_only_files`).
+        task: ``"hands"`` (rendered -> studio) or ``"bodies"`` (synthetic -> lab and wild).
+        seed: One of :data:`SEEDS` ``[task]``; ``None`` for the first.
+        retrain: Train it again with :func:`retrain_command` (see :func:`source_only_files`).
         out: Root folder of the retraining run.
         device: Where the model goes.
 
     Returns:
-        ``(model, config)``: a :class:`PoseResNet` (``model.head(model.features(x))`` gives
-        ``(B, K, H/4, W/4)`` logits for images ``(B, 3, H, W)`` in ``[0, 1]``) and its
-        :class:`regdakit.training.TrainConfig` (task, domains, image size).
+        ``(model, config)``: a :class:`PoseResNet` (``model.heatmaps(x)`` gives ``(B, K, H/4, W/4)``
+        logits for images ``(B, 3, H, W)`` in ``[0, 1]``) and its :class:`regdakit.training.TrainConfig`
+        (task, domains, image size, ``sigma``).
 
     Raises:
-        ValueError: Unknown task.
-        FileNotFoundError: The shipped checkpoint is missing (a partial checkout); ``retrain=True`` rebuilds it.
+        ValueError: Unknown task or bad seed.
+        FileNotFoundError: The seed does not ship, or its file is missing; ``retrain=True`` trains it.
     """
     from regdakit.training import load_checkpoint
 
-    path, _ = source_only_files(task, retrain=retrain, out=out)
+    path, _ = source_only_files(task, seed=seed, retrain=retrain, out=out)
     model, cfg, _ = load_checkpoint(path, device)
     return model, cfg

@@ -90,7 +90,7 @@ def test_resources_name_shipped_files_and_refuse_anything_else():
     from regdakit import resources
 
     checkpoint = resources.path("samples/checkpoints/hands_source_only.pt")
-    assert checkpoint.is_file() and checkpoint == regdakit.pretrained.CHECKPOINTS["hands"]
+    assert checkpoint.is_file() and checkpoint == regdakit.pretrained.checkpoint_path("hands", seed=0)
     assert resources.read_json("results/table1_synthetic.json")["rows"][0] == "source_only"
     assert {"checkpoints/hands_source_only.pt", "checkpoints/bodies_source_only.pt"} <= set(resources.names("samples"))
     assert not [n for n in resources.names("results") if n.endswith(".py")]
@@ -194,7 +194,7 @@ def test_the_wheel_works_outside_the_repository(venv, tmp_path):
         table = rk.resources.read_json("results/table1_synthetic.json")
         print(json.dumps({
             "package": str(Path(rk.__file__).resolve().parent),
-            "checkpoint": str(rk.pretrained.CHECKPOINTS["hands"].resolve()),
+            "checkpoint": str(rk.pretrained.checkpoint_path("hands").resolve()),
             "log_lines": len(rk.pretrained.source_only_files("hands")[1].read_text().splitlines()),
             "logits": list(logits.shape),
             "task": cfg.task,

@@ -513,13 +513,31 @@ KEYS_BEFORE_SIGMA = {
 }
 
 
-def test_the_default_sigma_keeps_every_pretraining_key_and_another_one_changes_it():
+def _as_before_sigma(preset: str) -> T.TrainConfig:
+    """``preset`` with the settings it had before the one sigma setting (cpu-bench: the v1 shipped recipe)."""
+    if preset == "cpu-bench":
+        from regdakit import pretrained
+
+        return dataclasses.replace(pretrained.retrain_config("hands", seed=0), out="runs", run_name=None)
+    return dataclasses.replace(T.make_config(preset), sigma=T.LEGACY_SIGMA)
+
+
+def test_the_legacy_width_keeps_every_pretraining_key_and_another_one_changes_it():
     for preset, digest in KEYS_BEFORE_SIGMA.items():
-        cfg = T.make_config(preset)
+        cfg = _as_before_sigma(preset)
         assert T.pretrain_key(cfg) == f"hands-rendered-seed0-{digest}", preset
         assert T.pretrain_key(dataclasses.replace(cfg, sigma=2)) == T.pretrain_key(cfg)  # 2 cells, however spelled
         assert T.pretrain_key(dataclasses.replace(cfg, sigma=1.0)) != T.pretrain_key(cfg)  # other targets
-    assert T.pretrain_key(T.make_config("cpu-bench", task="bodies", seed=4)) == "bodies-synthetic-seed4-f35316c84a58"
+    bodies = dataclasses.replace(_as_before_sigma("cpu-bench"), task="bodies", seed=4)
+    assert T.pretrain_key(bodies) != "bodies-synthetic-seed4-f35316c84a58"  # the bodies generator is v2 now
+
+
+def test_every_preset_has_the_papers_relative_heatmap_width():
+    # sigma 2 cells on the paper's 64 x 64 maps: the same share of the map on every preset's map
+    for name, cfg in T.PRESETS.items():
+        assert cfg.sigma == 2.0 * cfg.heatmap_size / 64 == T.paper_sigma(cfg.heatmap_size), name
+    assert T.PRESETS["paper"].sigma == T.LEGACY_SIGMA == 2.0 and T.PRESETS["cpu-bench"].sigma == 1.0
+    assert T.pretrain_key(T.PRESETS["paper"]) == f"hands-rendered-seed0-{KEYS_BEFORE_SIGMA['paper']}"
 
 
 def test_one_sigma_sets_the_training_targets_and_the_pseudo_labels(tmp_path, monkeypatch):
@@ -555,8 +573,9 @@ def test_a_saved_regda_sigma_loads_when_it_is_the_run_sigma_and_is_refused_other
     del old["sigma"]  # a config.json written before the setting: pseudo-labels and targets both 2.0
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old))
-    assert T.config_from_file(path) == T.make_config("ci")
-    assert T.config_from_dict(old) == T.make_config("ci")
+    before = dataclasses.replace(T.make_config("ci"), sigma=T.LEGACY_SIGMA)  # a file without sigma: 2.0, then
+    assert T.config_from_file(path) == before and T.make_config("ci").sigma == 0.5
+    assert T.config_from_dict(old) == before
     path.write_text(json.dumps(dict(old, regda=dict(old["regda"], sigma=1.5))))
     with pytest.raises(ValueError, match=r"regda\.sigma=1\.5 .* differs from the run's heatmap sigma=2\.0"):
         T.config_from_file(path)

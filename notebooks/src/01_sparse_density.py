@@ -40,7 +40,7 @@ print(f"fast mode: {FAST}; {N_TARGET} target and {N_SOURCE} source test images p
 # `rk.pretrained.load_source_only("hands")` loads a small detector (a tiny ResNet,
 # 128 × 128 images, 32 × 32 heatmaps) trained on the *rendered* hand domain only,
 # never on a *studio* image. Set `RETRAIN = True` above to train it again with the
-# one command it was made with (`rk.pretrained.RETRAIN_COMMANDS`).
+# one command it was made with (`rk.pretrained.retrain_command("hands")`).
 #
 # We render a fixed test set of the target domain, let the main head `f` predict
 # one heatmap per keypoint, and decode each heatmap's maximum into a position ŷ_k.

@@ -90,7 +90,7 @@ if MAX_ITERATIONS is not None:  # a quick check: every phase capped, evaluated a
     capped = ("pretrain_iterations", "adapt_iterations", "eval_every", "checkpoint_every")
     for task, cfg in configs.items():
         configs[task] = dataclasses.replace(cfg, **{key: min(getattr(cfg, key), MAX_ITERATIONS) for key in capped})
-print("source-only models:", {task: rk.pretrained.RETRAIN_COMMANDS[task] for task in TASKS} if not ON_GPU else "trained here")
+print("source-only models:", {task: rk.pretrained.retrain_command(task) for task in TASKS} if not ON_GPU else "trained here")
 for task, cfg in configs.items():
     print(f"{task}: {cfg.source_domain} -> {cfg.target_domain}, {cfg.backbone}, {cfg.image_size} px, "
           f"batch {cfg.batch_size}, {cfg.adapt_iterations} RegDA iterations")

@@ -17,7 +17,7 @@ beside the run and inside every checkpoint). Methods of a run:
 One idea per module:
 
 * :mod:`~regdakit.training.config` — :class:`TrainConfig`, :data:`PRESETS`, the methods of a run,
-  :func:`make_config`, :func:`method_config`, :func:`check_device`;
+  :func:`make_config`, :func:`method_config`, :func:`check_device`, :func:`paper_sigma`;
 * :mod:`~regdakit.training.settings` — the settings as the command line sees them: ``--key=value``
   overrides, ``config.json`` files, help text from the dataclass docstrings;
 * :mod:`~regdakit.training.streams` — training streams and the fixed evaluation sets of a domain;
@@ -40,6 +40,7 @@ One idea per module:
 from regdakit.distributed import DistributedError
 from regdakit.training.config import (
     ADAPT_METHODS,
+    LEGACY_SIGMA,
     PRESETS,
     RUN_METHODS,
     TASK_DOMAINS,
@@ -47,6 +48,7 @@ from regdakit.training.config import (
     check_device,
     make_config,
     method_config,
+    paper_sigma,
 )
 from regdakit.training.evaluation import evaluate, evaluate_sharded, shard_eval_set
 from regdakit.training.files import CheckpointError, RunFileError, RunInUseError
@@ -71,6 +73,7 @@ __all__ = [
     "ADAPT_METHODS",
     "CheckpointError",
     "DistributedError",
+    "LEGACY_SIGMA",
     "NonFiniteLossError",
     "NonFiniteStateError",
     "PRESETS",
@@ -96,6 +99,7 @@ __all__ = [
     "make_stream",
     "method_config",
     "override_types",
+    "paper_sigma",
     "parse_value",
     "pretrain_cache_dir",
     "pretrain_key",

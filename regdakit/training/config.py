@@ -29,6 +29,8 @@ from regdakit.models import BACKBONES
 __all__ = [
     "ADAPT_METHODS",
     "DEFAULT_SIGMA",
+    "LEGACY_SIGMA",
+    "PAPER_SIGMA",
     "PRESETS",
     "ROTATION",
     "RUN_METHODS",
@@ -36,6 +38,7 @@ __all__ = [
     "TrainConfig",
     "adapt_methods",
     "check_device",
+    "paper_sigma",
     "make_config",
     "method_config",
     "real_datasets",
@@ -68,8 +71,29 @@ def run_methods() -> tuple[str, ...]:
 ADAPT_METHODS = adapt_methods()
 #: :func:`run_methods` of the methods registered at import (for help texts and tests).
 RUN_METHODS = run_methods()
-#: The heatmap Gaussian width of every preset, heatmap cells (the reference's 2 on 64 x 64 maps).
-DEFAULT_SIGMA = 2.0
+#: The paper's heatmap Gaussian width, cells of its 64 x 64 maps (256-pixel images).
+PAPER_SIGMA = 2.0
+
+
+def paper_sigma(heatmap_size: int) -> float:
+    """The paper's *relative* Gaussian width on a ``heatmap_size`` map: 2 cells on 64, 1 on 32, 0.5 on 16.
+
+    Every preset uses it, so that a Gaussian covers the same share of the object on a CPU-sized map as in
+    the paper: 2 cells on a 32 x 32 map (the width of v1) made ``P_F`` cover twice the paper's share of the
+    map and lost precision at the PCK@0.05 radius (``docs/source_recipe.md``: 51.0 % against 60.3 % source
+    PCK@0.05 after the same 3000 iterations).
+
+    >>> paper_sigma(64), paper_sigma(32), paper_sigma(16)
+    (2.0, 1.0, 0.5)
+    """
+    return PAPER_SIGMA * heatmap_size / 64
+
+
+#: The default ``sigma``: the paper's relative width on the default 32 x 32 map.
+DEFAULT_SIGMA = paper_sigma(32)
+#: The width of every run saved before ``sigma`` was a setting (their targets were always 2.0 cells):
+#: a saved config without ``sigma`` is read with it, and the pre-training cache key leaves it out.
+LEGACY_SIGMA = 2.0
 #: Rotation of the training augmentation per task (the reference's recipes: 180 for hands, 30 for bodies).
 ROTATION = {"hands": 180.0, "bodies": 30.0}
 
@@ -156,7 +180,8 @@ class TrainConfig:
         heatmap_size: Heatmap side, ``image_size / 4``.
         sigma: Width (standard deviation) of the heatmap Gaussians, heatmap cells: of the training targets
             (the datasets' heatmaps) *and* of the pseudo-labels of the methods that make them (RegDA, DD).
-            The pre-training cache key includes it when it is not 2.0.
+            Every preset uses :func:`paper_sigma` of its map. The pre-training cache key includes it when
+            it is not :data:`LEGACY_SIGMA`.
         batch_size: Images per source batch and per target batch, over all processes: under torchrun each
             of ``W`` processes draws ``batch_size / W`` (so the recipe does not change with the device count).
         pretrain_iterations: Iterations of ERM / oracle, and of the adaptation methods' pre-training.
@@ -342,6 +367,7 @@ PRESETS: dict[str, TrainConfig] = {
     "ci": TrainConfig(
         image_size=64,
         heatmap_size=16,
+        sigma=paper_sigma(16),
         batch_size=4,
         pretrain_iterations=30,
         adapt_iterations=30,
@@ -355,6 +381,7 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-small": TrainConfig(
         image_size=128,
         heatmap_size=32,
+        sigma=paper_sigma(32),
         batch_size=16,
         pretrain_iterations=2000,
         adapt_iterations=2000,
@@ -373,6 +400,7 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-bench": TrainConfig(
         image_size=128,
         heatmap_size=32,
+        sigma=paper_sigma(32),
         batch_size=32,
         pretrain_iterations=600,
         adapt_iterations=200,
@@ -390,6 +418,7 @@ PRESETS: dict[str, TrainConfig] = {
         backbone="resnet101",
         image_size=256,
         heatmap_size=64,
+        sigma=paper_sigma(64),
         batch_size=32,
         pretrain_iterations=35000,
         adapt_iterations=15000,

@@ -30,7 +30,7 @@ from regdakit.data.synthetic import GENERATOR_VERSIONS, SKELETONS
 from regdakit.distributed import Context
 from regdakit.methods import METHODS, contract
 from regdakit.models import PoseResNet, pose_resnet
-from regdakit.training.config import DEFAULT_SIGMA, TrainConfig, method_config
+from regdakit.training.config import LEGACY_SIGMA, TrainConfig, method_config
 from regdakit.training.files import (
     CheckpointError,
     atomic_save,
@@ -96,8 +96,9 @@ def pretrain_key(cfg: TrainConfig) -> str:
 
     ``<task>-<source domain>-seed<seed>-<digest>``, the digest a hash of the recipe. Committed caches and
     results are found by it: a change of what it hashes re-runs every pre-training. The heatmap ``sigma``
-    (the width of the targets the pre-training learns) enters the hash only when it is not the default
-    2.0, so that the keys of every run before the setting existed stay what they were.
+    (the width of the targets the pre-training learns) enters the hash only when it is not
+    :data:`~regdakit.training.config.LEGACY_SIGMA` (2.0), so that the keys of every run before the
+    setting existed stay what they were.
     """
     recipe = {
         "generator": GENERATOR_VERSIONS[cfg.task],
@@ -116,7 +117,7 @@ def pretrain_key(cfg: TrainConfig) -> str:
             )
         },
     }
-    if cfg.sigma != DEFAULT_SIGMA:
+    if cfg.sigma != LEGACY_SIGMA:
         recipe["sigma"] = cfg.sigma
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.task}-{cfg.source_domain}-seed{cfg.seed}-{digest}"

@@ -24,7 +24,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from regdakit.data.synthetic import DOMAINS
 from regdakit.methods import common, erm, regda
 from regdakit.models import BACKBONES
-from regdakit.training.config import DEFAULT_SIGMA, TASK_DOMAINS, TrainConfig, real_datasets, run_methods
+from regdakit.training.config import LEGACY_SIGMA, TASK_DOMAINS, TrainConfig, real_datasets, run_methods
 from regdakit.training.files import read_json
 
 __all__ = [
@@ -137,21 +137,24 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     """A saved config (``config.json``, a checkpoint's ``config``) in this version's settings.
 
     Until the single ``sigma`` setting, ``regda.sigma`` set the width of RegDA's pseudo-labels only,
-    while the training targets were always 2.0 cells. A saved ``regda.sigma`` equal to the run's
-    ``sigma`` (2.0 when the file has none: every file of that version) described the run this version
-    runs with ``sigma`` alone, so it is dropped. Any other value is refused: no setting of this version
-    reproduces pseudo-labels of another width than the targets.
+    while the training targets were always 2.0 cells (:data:`~regdakit.training.config.LEGACY_SIGMA`).
+    A file without ``sigma`` is of that version: it gets ``sigma`` 2.0, not today's default. A saved
+    ``regda.sigma`` equal to the run's ``sigma`` described the run this version runs with ``sigma``
+    alone, so it is dropped. Any other value is refused: no setting of this version reproduces
+    pseudo-labels of another width than the targets.
 
     Raises:
         ValueError: ``regda.sigma`` differs from the run's ``sigma``.
 
     >>> upgrade_config_dict({"regda": {"sigma": 2.0, "margin": 4.0}})
-    {'regda': {'margin': 4.0}}
+    {'regda': {'margin': 4.0}, 'sigma': 2.0}
     """
+    if "sigma" not in data:
+        data = {**data, "sigma": LEGACY_SIGMA}
     section = data.get("regda")
     if not isinstance(section, Mapping) or "sigma" not in section:
         return dict(data)
-    legacy, sigma = section["sigma"], data.get("sigma", DEFAULT_SIGMA)
+    legacy, sigma = section["sigma"], data["sigma"]
     if legacy != sigma:
         raise ValueError(
             f"the saved regda.sigma={legacy!r} (pseudo-labels only, a setting of earlier versions) differs from "
