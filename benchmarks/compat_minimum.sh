@@ -27,7 +27,7 @@ OMP_NUM_THREADS=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider regdakit t
 STATUS=${PIPESTATUS[0]}
 set -e
 "$VENV/bin/python" - "$LOG" "$STATUS" "$PY" "$TORCH_SPEC" <<'PY'
-import json, platform, subprocess, sys
+import json, os, platform, subprocess, sys
 import torch, numpy
 log, status, py, spec = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 lines = [l for l in open(log).read().splitlines() if l.strip()]
@@ -35,7 +35,7 @@ summary = next((l.strip("= ") for l in reversed(lines) if " passed" in l or " fa
 failed = [l.split(" ", 1)[1].split(" - ")[0] for l in lines if l.startswith("FAILED ")]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 result = {
-    "command": f"bash benchmarks/compat_minimum.sh {py} {spec}",
+    "command": f"bash benchmarks/compat_minimum.sh {os.path.basename(py)} {spec}",  # no machine paths
     "commit": commit,
     "python": platform.python_version(),
     "torch": torch.__version__,
