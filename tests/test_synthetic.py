@@ -153,3 +153,15 @@ def test_each_task_has_its_own_generator_version():
     assert GENERATOR_VERSIONS == {"hands": "synthetic-1.0", "bodies": "synthetic-2.0"}
     assert GENERATOR_VERSION == "synthetic-2.0"
     assert make_dataset("bodies", "lab", "val", size=64, n=2)[0]["meta"]["generator_version"] == "synthetic-2.0"
+
+
+def test_data_subpackages_load_on_first_attribute_access():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, regdakit as rk; assert 'regdakit.data.synthetic' not in sys.modules; "
+        "assert rk.data.synthetic.__name__ == 'regdakit.data.synthetic' and rk.data.real and rk.data.streams; "
+        "assert {'real', 'streams', 'synthetic'} <= set(dir(rk.data))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
