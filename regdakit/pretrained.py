@@ -26,10 +26,15 @@ from regdakit.models import PoseResNet
 
 __all__ = [
     "LEGACY_SETTINGS",
+    "ORACLE_SEEDS",
     "PRESET",
     "SEEDS",
     "checkpoint_path",
+    "load_oracle",
     "load_source_only",
+    "oracle_command",
+    "oracle_config",
+    "oracle_path",
     "retrain_command",
     "retrain_config",
     "source_only_files",
@@ -49,6 +54,7 @@ LEGACY_SETTINGS = {
     "erm.milestones": "",
     "eval_every": "100",
     "checkpoint_every": "200",
+    "dann.reversal_iterations": "1000",  # the preset's value then; no effect on a source-only run
 }
 
 
@@ -166,5 +172,95 @@ def load_source_only(
     from regdakit.training import load_checkpoint
 
     path, _ = source_only_files(task, seed=seed, retrain=retrain, out=out)
+    model, cfg, _ = load_checkpoint(path, device)
+    return model, cfg
+
+
+# ------------------------------------------------------------------ oracles
+
+#: The seeds whose oracle ships, per ``(task, target domain)``: the source-only recipe (:data:`PRESET`,
+#: ``--method oracle``) trained on the *target's* labels, the upper reference of every comparison.
+ORACLE_SEEDS: dict[tuple[str, str], tuple[int, ...]] = {}
+
+
+def _check_target(task: str, target: str | None) -> str:
+    from regdakit.training import TASK_DOMAINS
+
+    _check(task, 1)
+    if target is None:
+        return TASK_DOMAINS[task][1]
+    from regdakit.data.synthetic import DOMAINS
+
+    targets = [d for d in DOMAINS[task] if d != TASK_DOMAINS[task][0]]
+    if target not in targets:
+        raise ValueError(f"target of task {task!r} must be one of {targets}, got {target!r}")
+    return target
+
+
+def oracle_path(task: str = "hands", target: str | None = None, seed: int = 1) -> Path:
+    """Where the shipped oracle of ``task`` on ``target`` (``None``: the task's default) and ``seed`` lives."""
+    target, seed = _check_target(task, target), _check(task, seed)
+    return resources.path(f"samples/checkpoints/{task}_oracle_{target}_seed{seed}.pt")
+
+
+def oracle_command(task: str = "hands", target: str | None = None, seed: int = 1) -> str:
+    """The one command that trains the oracle of ``task`` on ``target`` and ``seed`` (into ``runs/``)."""
+    target, seed = _check_target(task, target), _check(task, seed)
+    return (
+        f"python -m regdakit train --task {task} --target {target} --method oracle --preset {PRESET} "
+        f"--seed={seed} --run_name={task}-{target}-oracle-seed{seed}"
+    )
+
+
+def oracle_config(task: str = "hands", target: str | None = None, seed: int = 1, out: str | os.PathLike = "runs") -> Any:
+    """The :class:`regdakit.training.TrainConfig` of :func:`oracle_command`."""
+    from regdakit.training import make_config
+
+    target, seed = _check_target(task, target), _check(task, seed)
+    return make_config(
+        PRESET, task=task, target=target, method="oracle", seed=seed, out=os.fspath(out),
+        run_name=f"{task}-{target}-oracle-seed{seed}",
+    )  # fmt: skip
+
+
+def load_oracle(
+    task: str = "hands",
+    target: str | None = None,
+    *,
+    seed: int | None = None,
+    retrain: bool = False,
+    out: str | os.PathLike = "runs",
+    device: str = "cpu",
+) -> tuple[PoseResNet, Any]:
+    """The oracle of ``task`` on ``target`` in eval mode (float32), and its training config.
+
+    ``seed=None`` is the first of :data:`ORACLE_SEEDS`; ``retrain=True`` runs :func:`oracle_command`
+    (resuming an interrupted run) instead of loading a shipped file.
+
+    Raises:
+        ValueError: Unknown task or target, or a bad seed.
+        FileNotFoundError: No oracle of that seed ships, or its file is missing; ``retrain=True`` trains it.
+    """
+    from regdakit.training import load_checkpoint, train
+
+    target = _check_target(task, target)
+    shipped = ORACLE_SEEDS.get((task, target), ())
+    if seed is None:
+        if not shipped and not retrain:
+            raise FileNotFoundError(f"no oracle of {task} on {target} ships; pass retrain=True and a seed")
+        seed = shipped[0] if shipped else 1
+    seed = _check(task, seed)
+    if retrain:
+        cfg = oracle_config(task, target, seed, out)
+        if not (cfg.run_dir / "final.json").is_file():
+            train(cfg, resume=(cfg.run_dir / "last.pt").is_file())
+        path = cfg.run_dir / "last.pt"
+    else:
+        path = oracle_path(task, target, seed)
+        if seed not in shipped or not path.is_file():
+            raise FileNotFoundError(
+                f"no shipped oracle of {task} on {target} with seed {seed} (shipped seeds: {list(shipped)}); "
+                f"pass retrain=True or run: {oracle_command(task, target, seed)}"
+            )
     model, cfg, _ = load_checkpoint(path, device)
     return model, cfg

@@ -16,6 +16,7 @@ Usage::
 
     python tools/ship_checkpoints.py --task hands --seeds 1 2 3 4 5 --train      # train (or resume), then ship
     python tools/ship_checkpoints.py --task hands --seeds 1 --runs runs/shipped  # ship finished runs only
+    python tools/ship_checkpoints.py --task bodies --oracle lab --seeds 1 2 3 --train   # the oracles
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -43,24 +45,31 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def train(task: str, seed: int, runs: Path) -> None:
-    """Run (or resume) the retrain command of ``task`` / ``seed`` under ``runs``; one thread."""
-    cfg = pretrained.retrain_config(task, seed, out=runs)
+def job(task: str, seed: int, runs: Path, oracle: str | None = None) -> tuple[Any, str, Path]:
+    """``(config, command, shipped path)`` of the source-only model (or of the oracle on ``oracle``)."""
+    if oracle is None:
+        cfg, command = pretrained.retrain_config(task, seed, out=runs), pretrained.retrain_command(task, seed)
+        return cfg, command, pretrained.checkpoint_path(task, seed)
+    cfg, command = pretrained.oracle_config(task, oracle, seed, out=runs), pretrained.oracle_command(task, oracle, seed)
+    return cfg, command, pretrained.oracle_path(task, oracle, seed)
+
+
+def train(cfg: Any, command: str, runs: Path) -> None:
+    """Run (or resume) ``command`` (whose config is ``cfg``) under ``runs``; one thread."""
     if (cfg.run_dir / "final.json").is_file():
         return
-    command = [sys.executable, *shlex.split(pretrained.retrain_command(task, seed))[1:]]
-    command += [f"--out={runs}", "--no-progress", "--device=cpu"]
+    args = [sys.executable, *shlex.split(command)[1:], f"--out={runs}", "--no-progress", "--device=cpu"]
     if cfg.run_dir.exists():
-        command.append("--resume")
-    print("running:", " ".join(command[1:]), flush=True)
+        args.append("--resume")
+    print("running:", " ".join(args[1:]), flush=True)
     before = _cpu_seconds()
-    result = subprocess.run(command, env=os.environ | {"OMP_NUM_THREADS": "1"}, cwd=ROOT, check=False)
+    result = subprocess.run(args, env=os.environ | {"OMP_NUM_THREADS": "1"}, cwd=ROOT, check=False)
     ledger = cfg.run_dir / "cpu_seconds.json"
     attempts = json.loads(ledger.read_text()) if ledger.exists() else []
     attempts.append({"seconds": round(_cpu_seconds() - before, 1), "returncode": result.returncode})
     ledger.write_text(json.dumps(attempts, indent=1) + "\n")
     if result.returncode != 0:
-        raise SystemExit(f"{task} seed {seed}: the trainer failed (exit {result.returncode})")
+        raise SystemExit(f"{cfg.run_dir.name}: the trainer failed (exit {result.returncode})")
 
 
 def half(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -68,16 +77,14 @@ def half(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 
 
-def ship(task: str, seed: int, runs: Path) -> Path:
-    """Copy the finished run of ``task`` / ``seed`` to :func:`regdakit.pretrained.checkpoint_path`."""
-    cfg = pretrained.retrain_config(task, seed, out=runs)
+def ship(cfg: Any, path: Path) -> Path:
+    """Copy the finished run of ``cfg`` to ``path`` (half precision), with its log and CPU seconds."""
     if not (cfg.run_dir / "final.json").is_file():
         raise SystemExit(f"{cfg.run_dir} has not finished: train it first (--train)")
     state = torch.load(cfg.run_dir / "last.pt", weights_only=True, map_location="cpu")
     expected = dataclasses.asdict(cfg) | {"out": state["config"]["out"]}
     if json.loads(json.dumps(state["config"])) != json.loads(json.dumps(expected)):
-        raise SystemExit(f"{cfg.run_dir} was not trained with the retrain command of {task} seed {seed}")
-    path = pretrained.checkpoint_path(task, seed)
+        raise SystemExit(f"{cfg.run_dir} was not trained with the command of {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     config = dataclasses.asdict(dataclasses.replace(cfg, out="runs"))
     torch.save({"config": config, "model": half(state["model"]), "parts": state.get("parts", [])}, path)
@@ -86,7 +93,7 @@ def ship(task: str, seed: int, runs: Path) -> Path:
     if ledger.is_file():
         seconds = sum(a["seconds"] for a in json.loads(ledger.read_text()))
         path.with_suffix(".cpu_seconds.json").write_text(json.dumps({"cpu_seconds": round(seconds, 1)}) + "\n")
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.2f} MB) and its log", flush=True)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its log", flush=True)
     return path
 
 
@@ -96,13 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", required=True, type=int, nargs="+", help="e.g. 1 2 3 4 5")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "shipped", help="root of the run folders")
     parser.add_argument("--train", action="store_true", help="train (or resume) each run before shipping it")
+    parser.add_argument("--oracle", metavar="TARGET", help="the oracle on this target domain, not the source-only model")
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         parser.error("--seeds must be >= 0")
+    runs = args.runs.resolve()
     for seed in args.seeds:
+        try:
+            cfg, command, path = job(args.task, seed, runs, args.oracle)
+        except ValueError as err:
+            parser.error(str(err))
         if args.train:
-            train(args.task, seed, args.runs.resolve())
-        ship(args.task, seed, args.runs.resolve())
+            train(cfg, command, runs)
+        ship(cfg, path)
     return 0
 
 
