@@ -51,8 +51,7 @@ model, cfg = load_source_only("hands")
 skeleton = rk.HAND21
 n_images = 16 if FAST else 64
 images, keypoints, visible = make_dataset("hands", cfg.target_domain, "test", size=cfg.image_size, n=n_images).tensors()
-with torch.no_grad():
-    logits = model.head(model.features(images))  # (B, K, 32, 32), the main head f
+logits = rk.inference.predict(model, images)  # (B, K, 32, 32): the main head f's logits, eval mode, no_grad
 stride = cfg.image_size / cfg.heatmap_size  # 4.0
 y_hat, _ = rk.heatmaps.decode(logits, subpixel=False)  # (B, K, 2): (x, y) of each argmax, in heatmap cells
 print(f"{cfg.source_domain} -> {cfg.target_domain}: images {tuple(images.shape)}, logits {tuple(logits.shape)}")
