@@ -28,7 +28,8 @@ a full disk), or 1 when a run failed while training (NaN/Inf, a failed
 rank) or a dataset's content is wrong. Arguments the parser refuses (an
 unknown option, a value of the wrong type) exit with status 2 through
 argparse; an unknown ``train`` option also names the nearest one
-(``--regda.sigma`` -> ``--sigma``).
+(``--regda.sigma`` -> ``--sigma``). Options are never abbreviated:
+``--regda.sou=kl`` is refused as unknown and names ``--regda.source_loss``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
     names = sorted(DATASETS)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate a dataset folder, count its splits, save a gallery")
+    check = actions.add_parser(
+        "check", help="validate a dataset folder, count its splits, save a gallery", allow_abbrev=False
+    )
     check.add_argument("root", type=Path, help="folder of the unpacked release")
     check.add_argument(
         "--dataset",
@@ -334,10 +337,12 @@ def _nearest_option(key: str, known: Sequence[str]) -> str:
         new, what = _MOVED_SETTINGS[key]
         return f"--{key} is not a setting; {what} is --{new}."
     # The same name in another section or at the top level (--dann.margin -> --regda.margin,
-    # --regda.batch_size -> --batch_size), top level first; else the closest spelling.
+    # --regda.batch_size -> --batch_size), top level first; else the options it abbreviates (argparse's
+    # abbreviations are off: --regda.sou -> --regda.source_loss); else the closest spelling.
     leaf = key.rsplit(".", 1)[-1]
     same_name = sorted((k for k in known if k.rsplit(".", 1)[-1] == leaf), key=lambda k: ("." in k, k))
-    nearest = same_name[:3] or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    abbreviated = sorted(k for k in known if k.startswith(key))
+    nearest = same_name[:3] or abbreviated[:3] or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not nearest:
         return f"--{key} is not a setting (python -m regdakit train --help lists them)."
     listed = ", ".join(f"--{k}" for k in nearest[:-1]) + (" or " if len(nearest) > 1 else "") + f"--{nearest[-1]}"
@@ -355,11 +360,14 @@ def _unrecognized(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m regdakit", description="regdakit command line")
+    # No abbreviations (argparse's allow_abbrev), on every parser: `--regda.sou=kl` silently set
+    # --regda.source_loss, and a new setting sharing a prefix would silently change what an old command means.
+    # An abbreviation is refused as unknown, with the option(s) it abbreviates named.
+    parser = argparse.ArgumentParser(prog="python -m regdakit", description="regdakit command line", allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parsers = {}
     for name, (add_arguments, _) in COMMANDS.items():
-        parsers[name] = commands.add_parser(name, help=f"{name} commands")
+        parsers[name] = commands.add_parser(name, help=f"{name} commands", allow_abbrev=False)
         add_arguments(parsers[name])
     args, extras = parser.parse_known_args(argv)
     if extras and args.command == "train":  # a mistyped or retired setting: say which one was meant

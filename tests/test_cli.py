@@ -82,6 +82,40 @@ def test_an_unknown_setting_names_the_nearest_one(capsys):
     assert exc.value.code == 2 and "unrecognized arguments: --regda.sigma=1" in capsys.readouterr().err
 
 
+def test_an_abbreviated_option_is_refused_and_names_the_option_it_abbreviates(capsys, monkeypatch):
+    # argparse's allow_abbrev is off on every parser: a prefix of a setting is an unknown option, never that
+    # setting (it would silently change meaning when a new setting shares the prefix). Nothing runs.
+    for argv, message in [
+        (["--regda.sou=kl"], "--regda.sou is not a setting; did you mean --regda.source_loss?"),
+        (["--regda.sou", "kl"], "--regda.sou is not a setting; did you mean --regda.source_loss?"),
+        (["--pretrain_it=5"], "--pretrain_it is not a setting; did you mean --pretrain_iterations?"),
+        (["--no-prog"], "--no-prog is not a setting; did you mean --no-progress?"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["train", "--preset=ci", *argv])
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert exc.value.code == 2, (argv, last)
+        assert last == f"python -m regdakit train: error: unrecognized arguments: {' '.join(argv)}. {message}", argv
+    # The full spelling still parses, in both syntaxes (parsed only: `train` is replaced by a recorder).
+    seen = {}
+    monkeypatch.setitem(cli.COMMANDS, "train", (cli.COMMANDS["train"][0], lambda args: seen.update(vars(args)) or 0))
+    for argv in (["--regda.source_loss=kl"], ["--regda.source_loss", "kl"]):
+        seen.clear()
+        assert cli.main(["train", "--preset=ci", *argv]) == 0 and seen["set:regda.source_loss"] == "kl", argv
+    # The other parsers refuse abbreviations too: eval, data check (argparse's own message) and the top level.
+    for argv, refused in [
+        (["eval", "--checkpoint", "x.pt", "--dev", "cpu"], "--dev cpu"),
+        (["data", "check", "root", "--dataset", "coco", "--ann", "a.json"], "--ann a.json"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"error: unrecognized arguments: {refused}" in err, (argv, err)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--he"])  # not --help (which exits 0)
+    assert exc.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
 def test_config_reruns_a_saved_run_and_flags_override_it(tmp_path, capsys):
     first = ["train", "--preset=ci", "--method=erm", "--pretrain_iterations=2", "--batch_size=2", "--eval_size=4"]
     first += ["--erm.lr=0.05", "--device=cpu", f"--out={tmp_path}", "--no-progress", "--run_name=first"]
