@@ -1,132 +1,164 @@
-"""Measure the domain gap of the synthetic domains (the synthetic-domain issue).
+"""The synthetic domains, v2: what the shipped source-only models and the oracles do, seed by seed.
 
-For each task a small PoseResNet (the ``tiny`` backbone) is trained with a
-plain supervised loop on the source style only, and the same recipe is
-trained on the target style (the oracle). Both are evaluated on fixed test
-sets of both styles: PCK@0.05 and PCK@0.1 (of the heatmap side), and, for the
-source-only model on the target, where its wrong predictions land
-(``regdakit.metrics.error_landing`` with the PCK@0.05 radius).
+For each task and target domain, every source-only model of :data:`regdakit.pretrained.SEEDS` and
+every oracle found (a finished run of :func:`regdakit.pretrained.oracle_command` under ``--runs``,
+or a shipped one) is evaluated on the trainer's fixed sets (seed 0, ``--n`` images): the source
+validation set and the target test set. Per model: PCK@0.05; where the source-only model's wrong
+predictions land against the three chance models of :func:`regdakit.metrics.landing_chance` and
+against the background, on the source domain beside the target; and ``P_F``'s coverage of wrong
+against correct predictions (``benchmarks/landing_baselines.py`` computes each number). Across
+seeds: the mean and a 95 % Student-t interval. Beside them the goals of the teaching-benchmark-v2
+issue, each with the numbers it is judged on, and the CPU minutes each model took.
 
-    python benchmarks/synthetic_domains.py [--steps 800] [--tasks hands bodies-wild bodies-lab]
+    python benchmarks/synthetic_domains.py [--n 256] [--runs runs/shipped]
+
+Writes ``benchmarks/results/synthetic_domains.json``. Models are produced by
+``python tools/ship_checkpoints.py --task TASK --seeds ... --train`` (``--oracle TARGET`` for the
+oracles); nothing here trains.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import math
+import statistics
+from pathlib import Path
 
 import torch
-from _record import write
-from tqdm import tqdm
+from _record import ROOT, write
+from landing_baselines import analyse
 
-from regdakit.data.synthetic import GENERATOR_VERSION, SyntheticStream, make_dataset
-from regdakit.data.transforms import Augment
-from regdakit.heatmaps import decode
-from regdakit.inference import predict
-from regdakit.losses import kl_heatmap_loss
-from regdakit.metrics import error_landing, pck, pck_threshold
-from regdakit.models import pose_resnet
+from regdakit import pretrained
+from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSIONS
+from regdakit.training import TASK_DOMAINS, load_checkpoint
 
-#: task name -> (skeleton task, source domain, target domain, augmentation rotation)
-TASKS = {
-    "hands": ("hands", "rendered", "studio", 180.0),
-    "bodies-wild": ("bodies", "synthetic", "wild", 30.0),
-    "bodies-lab": ("bodies", "synthetic", "lab", 30.0),
-}
-PRESET = {"image_size": 128, "heatmap_size": 32, "batch_size": 32, "lr": 1e-3, "backbone": "tiny", "test_n": 512}
+#: Two-sided 95 % Student-t quantiles by degrees of freedom (n - 1).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def train(task: str, domain: str, steps: int, seed: int, rotation: float) -> torch.nn.Module:
-    """Supervised training on one style: Adam, KL heatmap loss."""
-    torch.manual_seed(seed)
-    stream = SyntheticStream(
-        task, domain, PRESET["batch_size"], PRESET["image_size"], seed,
-        heatmap_size=PRESET["heatmap_size"], augment=Augment(rotation=rotation),
-    )  # fmt: skip
-    k = 21 if task == "hands" else 16
-    model = pose_resnet(PRESET["backbone"], k, adversarial=False)
-    optimizer = torch.optim.Adam(model.parameters(), lr=PRESET["lr"])
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(steps * 0.75)], 0.1)
-    model.train()
-    for _ in tqdm(range(steps), desc=f"train {task}/{domain}", leave=False):
-        batch = next(stream)
-        y, _ = model(batch["image"])
-        loss = kl_heatmap_loss(y, batch["heatmap"], batch["weight"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval()
+def summary(values: list[float]) -> dict:
+    """Mean, sample standard deviation and 95 % t-interval of ``values`` (no interval for one value)."""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return {"n": 0}
+    mean = statistics.fmean(values)
+    out = {"n": len(values), "mean": round(mean, 4), "values": [round(v, 4) for v in values]}
+    if len(values) > 1:
+        sd = statistics.stdev(values)
+        half = _T95.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
+        out |= {"sd": round(sd, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)]}
+    return out
 
 
-def evaluate(model, task: str, domain: str, seed: int, skeleton) -> dict:
-    ds = make_dataset(task, domain, "test", PRESET["image_size"], PRESET["test_n"], seed)
-    images, keypoints, visible = ds.tensors()
-    stride = PRESET["image_size"] / PRESET["heatmap_size"]
-    pred = predict(model, images, then=lambda y: decode(y)[0])  # (N, K, 2) heatmap cells
-    gt = keypoints / stride
-    side = PRESET["heatmap_size"]
-    r05 = pck(pred, gt, visible, pck_threshold(side, 0.05), skeleton)
-    r10 = pck(pred, gt, visible, pck_threshold(side, 0.1), skeleton)
-    landing = error_landing(pred, gt, visible, pck_threshold(side, 0.05), skeleton, map_size=side)
-    return {
-        "pck05": round(100 * r05.all, 2),
-        "pck10": round(100 * r10.all, 2),
-        "pck05_groups": {g: round(100 * v, 2) for g, v in r05.per_group.items()},
-        "landing_on_other": round(landing.on_other, 4),
-        "landing_background": round(landing.on_background, 4),
-        "landing_chance": round(landing.chance, 4),
-        "n_wrong": landing.n_wrong,
+def _cpu_minutes(path: Path) -> float | None:
+    ledger = path.with_suffix(".cpu_seconds.json")
+    if ledger.is_file():
+        return round(json.loads(ledger.read_text())["cpu_seconds"] / 60, 1)
+    run_ledger = path.parent / "cpu_seconds.json"  # a run folder's own ledger
+    if run_ledger.is_file():
+        return round(sum(a["seconds"] for a in json.loads(run_ledger.read_text())) / 60, 1)
+    return None
+
+
+def _oracle_file(task: str, target: str, seed: int, runs: Path) -> Path | None:
+    if seed in pretrained.ORACLE_SEEDS.get((task, target), ()):
+        return pretrained.oracle_path(task, target, seed)
+    run = pretrained.oracle_config(task, target, seed, out=runs).run_dir
+    return run / "last.pt" if (run / "final.json").is_file() else None
+
+
+def measure_task(task: str, runs: Path, n: int, oracle_seeds: tuple[int, ...]) -> dict:
+    """Every source-only model of ``task`` on its source and each target; the oracles on each target."""
+    source = TASK_DOMAINS[task][0]
+    targets = [d for d in DOMAINS[task] if d != source]
+    models = []
+    for seed in pretrained.SEEDS[task]:
+        path, _ = pretrained.source_only_files(task, seed=seed)
+        model, cfg, _ = load_checkpoint(path, "cpu")
+        on_source = analyse(model, cfg, source, "val", n)
+        on_targets = {target: analyse(model, cfg, target, "test", n) for target in targets}
+        models.append({"seed": seed, "cpu_minutes": _cpu_minutes(path), "source": on_source, "targets": on_targets})
+        print(f"{task} seed {seed}: source PCK {100 * on_source['pck@0.05']:.1f}", flush=True)
+    result = {
+        "generator_version": GENERATOR_VERSIONS[task],
+        "recipe": pretrained.retrain_command(task, pretrained.SEEDS[task][0]),
+        "source_only": models,
+        "source_on_source": summary([m["source"]["pck@0.05"] for m in models]),
+        "source_landing_on_other": summary([m["source"]["landing_on_other"] for m in models]),
+        "targets": {},
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--name", default="synthetic_domains")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    results, models = {}, {}
-    for name in args.tasks:
-        task, source, target, rotation = TASKS[name]
-        from regdakit.data.synthetic import SKELETONS
-
-        skeleton = SKELETONS[task]
-        start = time.perf_counter()
-        if (task, source) not in models:
-            models[(task, source)] = train(task, source, args.steps, args.seed, rotation)
-        oracle = train(task, target, args.steps, args.seed, rotation)
-        src = models[(task, source)]
-        on_source = evaluate(src, task, source, args.seed, skeleton)
-        on_target = evaluate(src, task, target, args.seed, skeleton)
-        oracle_target = evaluate(oracle, task, target, args.seed, skeleton)
-        results[name] = {
-            "generator_version": GENERATOR_VERSION,
-            "source": source,
-            "target": target,
-            "source_on_source": on_source["pck05"],
-            "source_on_target": on_target["pck05"],
-            "oracle_on_target": oracle_target["pck05"],
-            "landing_on_other": on_target["landing_on_other"],
-            "landing_chance": on_target["landing_chance"],
-            "landing_background": on_target["landing_background"],
-            "pck10": {
-                "source_on_source": on_source["pck10"],
-                "source_on_target": on_target["pck10"],
-                "oracle_on_target": oracle_target["pck10"],
-            },
-            "details": {
-                "source_on_source": on_source,
-                "source_on_target": on_target,
-                "oracle_on_target": oracle_target,
-            },
-            "seconds": round(time.perf_counter() - start, 1),
+    for target in targets:
+        oracles = []
+        for seed in oracle_seeds:
+            path = _oracle_file(task, target, seed, runs)
+            if path is None:
+                continue
+            model, cfg, _ = load_checkpoint(path, "cpu")
+            oracles.append({"seed": seed, "cpu_minutes": _cpu_minutes(path), **analyse(model, cfg, target, "test", n)})
+        rows = [m["targets"][target] for m in models]
+        entry = {
+            "source_on_target": summary([r["pck@0.05"] for r in rows]),
+            "oracle_on_target": summary([o["pck@0.05"] for o in oracles]),
+            "oracles": oracles,
+            "oracle_command": pretrained.oracle_command(task, target, 1),
         }
-        print(name, json.dumps({k: v for k, v in results[name].items() if k != "details"}))
-    path = write(args.name, {"preset": {**PRESET, "steps": args.steps}, "seeds": [args.seed], "tasks": results})
+        for key in (
+            "landing_on_other",
+            "chance_uniform_image",
+            "chance_uniform_box",
+            "chance_rotated_errors",
+            "ratio_to_strongest_chance",
+            "p_f_covers_wrong",
+            "p_f_covers_correct",
+            "p_f_gap",
+            "p_f_region_area",
+        ):
+            entry[key] = summary([r[key] for r in rows])
+        entry["landing_on_background"] = summary([1 - r["landing_on_other"] for r in rows])
+        entry["goals"] = goals(task, result, entry)
+        result["targets"][target] = entry
+    return result
+
+
+def goals(task: str, result: dict, entry: dict) -> dict:
+    """The issue's goals for one target, each with the means it is judged on (None: not measured yet)."""
+    mean = lambda s: s.get("mean")  # noqa: E731
+    out = {
+        "source_pck_at_least_0.70": _judge(mean(result["source_on_source"]), lambda v: v >= 0.70),
+        "landing_at_least_1.5x_strongest_chance": _judge(mean(entry["ratio_to_strongest_chance"]), lambda v: v >= 1.5),
+        "landing_above_source": _judge(
+            (mean(entry["landing_on_other"]), mean(result["source_landing_on_other"])),
+            lambda v: None not in v and v[0] > v[1],
+        ),
+    }
+    gap = None
+    if entry["oracle_on_target"].get("n"):
+        gap = mean(entry["oracle_on_target"]) - mean(entry["source_on_target"])
+    out["oracle_at_least_15_points_above"] = _judge(gap, lambda v: v >= 0.15)
+    if task == "bodies":
+        out["landing_on_keypoints_above_background"] = _judge(mean(entry["landing_on_other"]), lambda v: v > 0.5)
+    return out
+
+
+def _judge(value, test) -> dict:
+    if value is None:
+        return {"value": None, "met": None}
+    return {"value": value if not isinstance(value, float) else round(value, 4), "met": bool(test(value))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", nargs="+", choices=sorted(pretrained.SEEDS), default=sorted(pretrained.SEEDS))
+    parser.add_argument("--n", type=int, default=256, help="images per fixed set (the trainer's eval_size)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "shipped", help="where oracle runs are")
+    parser.add_argument("--oracle_seeds", type=int, nargs="+", default=[1, 2, 3])
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be positive")
+    torch.manual_seed(0)
+    tasks = {task: measure_task(task, args.runs.resolve(), args.n, tuple(args.oracle_seeds)) for task in args.tasks}
+    path = write("synthetic_domains", {"version": 2, "images_per_set": args.n, "tasks": tasks})
     print("wrote", path)
 
 
