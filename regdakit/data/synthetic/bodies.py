@@ -65,10 +65,11 @@ BODY_PRIORS = {
         hip_flexion=(-40, 130), knee=(0, 150), lean=(-30, 70), yaw=(-180, 180), pitch=(-25, 25),
         roll=(-45, 45), scale=(0.55, 0.85),
     ),
-    # Human3.6M: a lab, a few everyday actions, four cameras around the subject.
+    # Human3.6M: a capture lab, its seated actions (sitting, eating, phoning: hips and knees flexed, arms
+    # forward), four cameras around the subject mounted above head height (looking down).
     "lab": BodyPrior(
-        arm_abduction=(0, 45), arm_flexion=(-20, 70), elbow=(0, 100), hip_abduction=(-5, 15),
-        hip_flexion=(-20, 60), knee=(0, 70), lean=(-10, 25), yaw=(-180, 180), pitch=(-10, 20),
+        arm_abduction=(0, 45), arm_flexion=(0, 90), elbow=(0, 100), hip_abduction=(-5, 15),
+        hip_flexion=(40, 110), knee=(50, 130), lean=(-10, 25), yaw=(-180, 180), pitch=(10, 35),
         roll=(-5, 5), scale=(0.75, 0.9),
     ),
 }  # fmt: skip

@@ -111,8 +111,12 @@ def _palette(kinds: tuple[str, ...], colours: dict[str, torch.Tensor]) -> torch.
     return torch.stack([colours[k] for k in kinds], dim=1)
 
 
-def _outfit(n: int, g: torch.Generator, *, realistic: bool, muted: bool) -> dict[str, torch.Tensor]:
-    """Per-kind colours of a dressed figure; left and right limbs always match."""
+def _outfit(n: int, g: torch.Generator, *, realistic: bool, muted: bool, capped: bool = False) -> dict[str, torch.Tensor]:
+    """Per-kind colours of a dressed figure; left and right limbs always match.
+
+    ``capped``: a skin-coloured performance-capture cap hides the hair (the lab's actors), so the head
+    looks the same from the front and from the back.
+    """
     skin = _skin(n, g, realistic)
     low, high = (0.05, 0.45) if muted else (0.0, 1.0)
     shirt, pants = uniform((n, 3), low, high, g), uniform((n, 3), low, high, g)
@@ -124,17 +128,21 @@ def _outfit(n: int, g: torch.Generator, *, realistic: bool, muted: bool) -> dict
     return {
         "torso": shirt, "shoulders": shirt, "upper_arm": shirt,
         "forearm": torch.where(short_sleeves, skin, shirt), "hand": skin, "neck": skin, "head": skin,
-        "hips": pants, "thigh": pants, "shin": torch.where(shorts, skin, pants), "foot": shoes, "hair": hair,
+        "hips": pants, "thigh": pants, "shin": torch.where(shorts, skin, pants), "foot": shoes,
+        "hair": skin if capped else hair,
     }  # fmt: skip
 
 
 def _lab_background(n: int, size: int, g: torch.Generator) -> torch.Tensor:
-    """A lab room: a neutral wall above a darker floor, seen by a fixed camera."""
-    wall = styles.studio_background(n, size, g)
+    """A capture lab: a light neutral wall above a darker floor, seen by a fixed camera."""
+    level = uniform((n, 1, 1, 1), 0.45, 0.8, g)
+    tint = uniform((n, 3, 1, 1), -0.03, 0.03, g)  # grey, barely warm or cool
+    ramp = torch.linspace(0, 1, size).reshape(1, 1, size, 1)
+    wall = level + tint - 0.1 * ramp + 0.05 * (styles.smooth_noise(n, 1, size, 9, g) - 0.5)
     horizon = uniform((n, 1, 1, 1), 0.65, 0.85, g) * size
     rows = torch.arange(size, dtype=torch.float32).reshape(1, 1, size, 1)
     floor = (rows > horizon).float()
-    return wall * (1 - 0.35 * floor)
+    return (wall * (1 - 0.35 * floor)).clamp(0, 1)
 
 
 def _outdoor_background(n: int, size: int, g: torch.Generator) -> torch.Tensor:
@@ -151,7 +159,8 @@ def render_bodies(domain: str, n: int, size: int, g: torch.Generator) -> Rendere
     """Figures in the ``"synthetic"`` (SURREAL-like), ``"wild"`` (LSP-like) or ``"lab"`` (Human3.6M-like) style."""
     bodies = sample_bodies(n, BODY_PRIORS[domain], size, g)
     raster = rasterize(bodies.capsules, size, size)
-    colours = _palette(BODY_PART_KINDS, _outfit(n, g, realistic=domain != "synthetic", muted=domain == "lab"))
+    outfit = _outfit(n, g, realistic=domain != "synthetic", muted=domain == "lab", capped=domain == "lab")
+    colours = _palette(BODY_PART_KINDS, outfit)
     if domain == "synthetic":  # CG: flat materials over random indoor photos
         figure = styles.shade_parts(raster, colours, cylinder=0.35)
         background = styles.clutter_background(n, size, g)
@@ -161,7 +170,7 @@ def render_bodies(domain: str, n: int, size: int, g: torch.Generator) -> Rendere
         light = _light_field(n, size, g, 0.45, 1.45) * _white_balance(n, g)
         figure = styles.shade_parts(raster, colours, cylinder=0.6, light=light, texture=texture)
         background = _outdoor_background(n, size, g) if domain == "wild" else _lab_background(n, size, g)
-        blur = (0.3, 1.0) if domain == "wild" else (0.2, 0.5)  # sports: motion blur
+        blur = (0.0, 0.3)  # v2: sharp photographs (v1's 0.3-1.0 blur made the figure itself unfindable)
     images = styles.camera(torch.where(raster.mask[:, None], figure, background), g, blur=blur)
     scale = bodies.capsules.radius[:, :1] / 0.11  # body height in pixels, from the torso radius
     surface = bodies.depth + bodies.keypoint_radius + 0.03 * scale
@@ -171,7 +180,7 @@ def render_bodies(domain: str, n: int, size: int, g: torch.Generator) -> Rendere
 #: Tasks, their domains, and each domain's sensor noise (standard deviation range).
 DOMAINS = {
     "hands": {"rendered": (0.0, 0.01), "studio": (0.03, 0.06)},
-    "bodies": {"synthetic": (0.0, 0.01), "wild": (0.01, 0.04), "lab": (0.02, 0.04)},
+    "bodies": {"synthetic": (0.0, 0.01), "wild": (0.0, 0.015), "lab": (0.0, 0.015)},
 }
 
 
