@@ -1,14 +1,15 @@
 # %% [md]
-# # 02 · The ground-false distribution: where a keypoint is likely mistaken
+# # 02 · The ground-false distribution: where RegDA expects a keypoint to be mistaken
 #
-# Notebook 01 measured that a source-only model's wrong predictions on the target
-# domain mostly land **on other keypoints**. RegDA (Jiang et al., CVPR 2021, §3.3)
-# turns this into a training target without any target label. From the main head's
-# own prediction `ŷ`, it builds for every keypoint `k`:
+# Notebook 01 measured how often a source-only model's wrong predictions on the
+# target domain land **on other keypoints**, and against which chance. RegDA (Jiang
+# et al., CVPR 2021, §3.3) turns the paper's observation, that they land there
+# often, into a training target without any target label. From the main head's own
+# prediction `ŷ`, it builds for every keypoint `k`:
 #
 # * the **ground truth** `H(ŷ_k)`: a Gaussian at the predicted position;
 # * the **ground false** (Eq. 1) `H_F(ŷ_k) = clip(Σ_{k'≠k} H(ŷ_k'), 0, 1)`: the
-#   Gaussians of all the *other* keypoints, where `k` is most likely mistaken;
+#   Gaussians of all the *other* keypoints, where RegDA expects `k` to be mistaken;
 # * the **ground-false distribution** (Eq. 2) `P_F(ŷ_k) = H_F(ŷ_k) / Σ_{h,w} H_F(ŷ_k)`.
 #
 # The adversarial head `f′` is trained towards `P_F` (notebook 03 shows why this
@@ -17,8 +18,9 @@
 # **What you will see.**
 # 1. One real prediction of the shipped source-only hand model on a target image.
 # 2. `H`, `H_F` and `P_F` built by hand, step by step, and checked against `rk.disparity`.
-# 3. Sliders over the image, the keypoint and the Gaussian width sigma.
-# 4. A measurement: how much of the wrong predictions of notebook 01 falls where `P_F` puts its mass.
+# 3. How `P_F` looks over the whole test set, and sliders over the image, the keypoint and the Gaussian width sigma.
+# 4. What `P_F` covers and what it does not: how many of `f`'s wrong *and* correct predictions fall inside the
+#    region holding half of `P_F`'s mass, against the region's area.
 
 # %%
 import matplotlib.pyplot as plt
@@ -31,29 +33,33 @@ from regdakit.widgets import GroundFalseExplorer
 
 torch.manual_seed(0)
 FAST = rk.runtime.fast_mode()  # small sizes under `make test` / CI
+SEED = None  # which shipped source-only model: None = the default seed; several ship, see rk.pretrained.SEEDS
 RETRAIN = False  # one flag retrains the source-only model (minutes on a CPU) instead of loading the shipped one
 N_TARGET = rk.runtime.pick(512, 128)  # target test images
 N_CHECKED = 128  # the first 128 images: the same in fast and full mode, so the tests compare their numbers
 print(f"fast mode: {FAST}; {N_TARGET} target test images")
+print(f"shipped source-only seeds: {rk.pretrained.SEEDS}; SEED = {SEED}")
 
 # %% [md]
 # ## 1 · One real prediction
 #
 # The same model and target test set as in notebook 01: the hand detector trained
-# on rendered hands only, predicting on studio hands. We also sort its wrong
-# predictions with the labels (`error_landing`), but only to *choose* an instructive
-# example and, in section 5, to measure: RegDA itself never sees a target label.
+# on rendered hands only (`SEED` picks which of the shipped seeds), predicting on
+# studio hands. We also sort its wrong predictions with the labels
+# (`error_landing`), but only to *choose* an instructive example and, in section 5,
+# to measure: RegDA itself never sees a target label.
 
 # %%
-model, cfg = rk.pretrained.load_source_only("hands", retrain=RETRAIN)
+model, cfg = rk.pretrained.load_source_only("hands", seed=SEED, retrain=RETRAIN)
 skeleton = SKELETONS[cfg.task]
+print(f"{cfg.task}, seed {cfg.seed}: trained on '{cfg.source_domain}' only; target domain '{cfg.target_domain}'")
 images, keypoints, visible = make_dataset(cfg.task, cfg.target_domain, "test", cfg.image_size, N_TARGET, seed=0).tensors()
-logits = rk.density.predict(model, images)  # (N, K, 32, 32): f's heatmaps (logits)
+logits = rk.density.predict(model, images)  # (N, K, H, W): f's heatmaps (logits)
 pred, _ = rk.heatmaps.decode(logits)  # (N, K, 2): ŷ in heatmap cells
 map_size = logits.shape[-1]
-stride = images.shape[-1] / map_size  # 4 pixels per cell
+stride = images.shape[-1] / map_size  # image pixels per heatmap cell
 gt = keypoints / stride
-radius = rk.metrics.pck_threshold(map_size)  # PCK@0.05: 1.6 cells
+radius = rk.metrics.pck_threshold(map_size)  # PCK@0.05: 0.05 x the heatmap side, in cells
 landing = rk.metrics.error_landing(pred, gt, visible, radius, skeleton, map_size=map_size)
 wrong = landing.landing >= 0  # (N, K)
 
@@ -70,12 +76,14 @@ plt.show()
 #
 # RegDA's `ŷ_k` is the cell of the maximum of `f`'s heatmap `k` (no sub-cell
 # refinement). `H(ŷ_k)` is the training target recipe applied to it: a Gaussian of
-# peak 1 and standard deviation `sigma = 2` cells, with values up to 0.01 set to zero.
-# We build it by hand and check it against `rk.disparity.pseudo_labels`, the
-# function the trainer calls.
+# peak 1 and standard deviation `sigma` cells, the width the model was trained
+# with (`cfg.sigma`, printed below), with values up to 0.01 set to zero. We build
+# it by hand and check it against `rk.disparity.pseudo_labels`, the function the
+# trainer calls.
 
 # %%
-sigma = 2.0
+sigma = cfg.sigma  # one setting: the training targets and the pseudo-labels use the same width
+print(f"heatmaps {map_size} x {map_size} cells, sigma = {sigma:g} cells")
 K, side = skeleton.num_keypoints, map_size
 index = logits[b].reshape(K, -1).argmax(dim=-1)  # (K,): flat cell of each maximum
 y_hat = torch.stack([index % side, index // side], dim=-1).float()  # (K, 2) as (x, y)
@@ -86,7 +94,7 @@ def gaussian(center):
     g = torch.exp(-((xs - center[0]) ** 2 + (ys - center[1]) ** 2) / (2 * sigma**2))
     return torch.where(g > 0.01, g, torch.zeros_like(g))  # the cut of the recipe
 
-H = torch.stack([gaussian(c) for c in y_hat])  # (K, 32, 32)
+H = torch.stack([gaussian(c) for c in y_hat])  # (K, H, W)
 truth, false = rk.disparity.pseudo_labels(logits[b : b + 1], sigma)  # each (1, K, 32, 32)
 torch.testing.assert_close(H, truth[0])
 print(f"H matches rk.disparity; H(ŷ_k) peaks at cell {y_hat[k].int().tolist()} with value {H[k].max():.1f}")
@@ -100,7 +108,7 @@ print(f"H matches rk.disparity; H(ŷ_k) peaks at cell {y_hat[k].int().tolist()} 
 # however many are stacked on the same spot.
 
 # %%
-H_F = torch.stack([H[[j for j in range(K) if j != kk]].sum(dim=0).clamp(0, 1) for kk in range(K)])  # (K, 32, 32)
+H_F = torch.stack([H[[j for j in range(K) if j != kk]].sum(dim=0).clamp(0, 1) for kk in range(K)])  # (K, H, W)
 torch.testing.assert_close(H_F, false[0])
 unclipped = H.sum(dim=0) - H[k]
 print(f"before clipping, the sum of the other Gaussians reaches {unclipped.max():.2f}; H_F stays <= {H_F[k].max():.0f}")
@@ -114,7 +122,7 @@ print(f"H_F(ŷ_k) at k's own predicted cell: {H_F[k][y_hat[k, 1].long(), y_hat[k
 # map, the target `f′` is trained towards in RegDA's step B (`L_F = KL(P_F ‖ f′)`).
 
 # %%
-P_F = H_F / H_F.sum(dim=(-2, -1), keepdim=True)  # (K, 32, 32)
+P_F = H_F / H_F.sum(dim=(-2, -1), keepdim=True)  # (K, H, W)
 torch.testing.assert_close(P_F, rk.disparity.ground_false_distribution(false)[0])
 print(f"P_F(ŷ_k) sums to {P_F[k].sum():.4f}; it is non-zero on {int((P_F[k] > 0).sum())} "
       f"of {side * side} cells ({(P_F[k] > 0).float().mean():.0%} of the map)")
@@ -123,33 +131,53 @@ rk.viz.plot_ground_false(images[b], y_hat, k, H[k], H_F[k], P_F[k], skeleton=ske
 plt.show()
 
 # %% [md]
-# The left panel shows `f`'s predictions ŷ, with `k` ringed. This model, trained on
-# rendered hands only, often predicts several keypoints on nearly the same spot of a
-# studio hand: a few bright blobs in `H_F` carry many stacked Gaussians, and clipping
-# makes each count once.
+# The left panel shows `f`'s predictions ŷ, with `k` ringed. Where several
+# keypoints are predicted on nearly the same spot, their Gaussians stack in `H_F`
+# and clipping makes the spot count once. How typical is this one image? The same
+# maps for every test image and keypoint:
+
+# %%
+_, false_all = rk.disparity.pseudo_labels(logits, sigma)  # (N, K, H, W): H_F of every image and keypoint
+cells = logits.flatten(2).argmax(dim=-1)  # (N, K): the flat cell of each ŷ_k, as pseudo_labels uses
+distinct = torch.tensor([c.unique().numel() for c in cells], dtype=torch.float32).mean()
+own = false_all.flatten(2).gather(2, cells.unsqueeze(-1)).squeeze(-1) > 0  # (N, K): H_F(ŷ_k) > 0 at ŷ_k itself
+support = (false_all > 0).flatten(2).float().mean(dim=-1)  # (N, K): share of the map where P_F > 0
+print(f"over {len(images)} test images: f's {K} predictions occupy {distinct:.1f} distinct cells per image")
+print(f"P_F(ŷ_k) is non-zero on {support.mean():.0%} of the map on average")
+print(f"P_F(ŷ_k) is non-zero at k's own predicted cell in {own.float().mean():.0%} of the (image, keypoint) pairs")
+
+# %% [md]
+# Read the three numbers together. The fewer distinct cells the K predictions
+# occupy, the more Gaussians stack on the same spots. The support is how much of
+# the map `P_F` spreads over. The last number is how often `P_F(ŷ_k)` contains k's
+# *own* prediction: whenever another keypoint is predicted within the Gaussians'
+# reach of it (about 3 sigma, where the Gaussian falls to the 0.01 cut). Where
+# that happens, `P_F` points at k's prediction itself, right or wrong; section 5
+# measures what this does to `P_F` as a guess of where `f` goes wrong.
 
 # %% [md]
 # ### Explore
 #
 # Move through the images, pick other keypoints, and widen or narrow the Gaussians.
-# With a small sigma, `P_F` is a few sharp spots; with a large one, it blurs into
-# the whole hand.
+# With a small sigma, `P_F` is a set of narrow spots, one per distinct predicted
+# position; with a large one, the spots merge into one region over the hand. The
+# slider starts at the model's own sigma.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 n_explore = max(64, b + 1)  # the first images, including sample b
-GroundFalseExplorer(images[:n_explore], logits[:n_explore], skeleton, sample=b, keypoint=k)
+GroundFalseExplorer(images[:n_explore], logits[:n_explore], skeleton, sample=b, keypoint=k, sigma=sigma)
 
 # %% [md]
-# ## 5 · Does `P_F` point where the mistakes go?
+# ## 5 · What `P_F` covers, and what it does not
 #
 # RegDA bets that `P_F(ŷ_k)` marks the places where keypoint k is wrongly
-# predicted. We measure it over the whole target test set with one number,
+# predicted. We measure it over the whole target test set, starting from one number
 # defined in `rk.density.ground_false_coverage`:
 #
-# > For each wrong prediction of keypoint k, take the **smallest region holding a
+# > For each prediction of keypoint k, take the **smallest region holding a
 # > given mass** (say 50 %) of its own image's `P_F(ŷ_k)`. The **share** is the
-# > fraction of wrong predictions that fall inside their region. The baseline is
+# > fraction of the predictions that fall inside their region. The baseline is
 # > the fraction of the map the region covers: what a uniform distribution over a
 # > region of the same area, placed at random, would catch.
 #
@@ -166,72 +194,92 @@ print(f"share {toy.share:.2f} (keypoint 0 inside its region, keypoint 1 not), "
       f"uniform {toy.uniform:.4f} (each region is 1 of 16 cells)")
 
 # %% [md]
-# Now the real thing, for all keypoints' wrong predictions, with `P_F` built from
-# `f`'s own predictions exactly as RegDA builds it:
+# The share of *wrong* predictions inside the region is not a test on its own: a
+# `P_F` that is one plateau over the whole hand would cover every prediction of
+# `f`, right or wrong, and score high. `rk.density.ground_false_discrimination`
+# measures the wrong and the correct predictions against the same regions; only a
+# positive **gap** (wrong minus correct) says that `P_F` singles out the mistakes.
+# Here with `P_F` built from `f`'s own predictions, exactly as RegDA builds it:
 
 # %%
-_, false_all = rk.disparity.pseudo_labels(logits, sigma)  # (N, K, 32, 32): H_F of every image and keypoint
-masses = [0.25, 0.5, 0.75, 0.9, 0.99]
-from_f = [rk.density.ground_false_coverage(false_all, pred, wrong, m) for m in masses]
-for result in from_f[1:4:2]:
-    print(f"region holding {result.mass:.0%} of P_F: {result.share:.2f} of the {result.n} wrong predictions inside, "
-          f"uniform {result.uniform:.2f} ({result.ratio:.1f} x)")
+observed = visible.bool()
+disc = rk.density.ground_false_discrimination(false_all, pred, wrong, observed, mass=0.5)
+print(f"the region holding 50 % of P_F covers {disc.wrong.uniform:.0%} of the map on average")
+print(f"  wrong predictions inside:   {disc.wrong.share:.2f} of {disc.wrong.n} "
+      f"({disc.wrong.ratio:.1f} x the region's area)")
+print(f"  correct predictions inside: {disc.correct.share:.2f} of {disc.correct.n}")
+print(f"  gap, wrong - correct: {disc.gap:+.2f}: P_F covers f's "
+      + ("mistakes more often than its correct predictions" if disc.gap > 0
+         else "correct predictions at least as often as its mistakes"))
 
 # %% [md]
-# Far more than the uniform share. But read this with care: the regions are built
-# from `f`'s *other* predictions, and this model stacks several keypoints on the
-# same spots (section 4). Check its *correct* predictions too: if they lie inside
-# the same regions as often, the number mostly says "f predicts keypoint k where it
-# also predicts other keypoints":
+# **What `P_F` covers.** The places where `f` predicts the *other* keypoints: a
+# small part of the map (the first line), and the wrong predictions fall there
+# far more often than a uniform region of the same area would catch them (the
+# second line; both asserted below). In this sense the wrong predictions are
+# concentrated, as the paper's sparse density says; the third line asks whether
+# that is special to the mistakes.
+#
+# **What it does not.** `P_F` is built from `f`'s predictions alone, so nothing in
+# it knows which of them are right. Where `f`'s other predictions surround k's own
+# prediction (section 4 counted how often), the region contains ŷ_k whether it is
+# right or wrong. The gap says whether, for this model, the region still favours
+# the mistakes: read its sign and size above, not the wrong share alone.
+#
+# Over several region masses, for the wrong and the correct predictions:
 
 # %%
-correct = landing.landing == -1
-print(f"correct predictions inside the 50 % region: "
-      f"{rk.density.ground_false_coverage(false_all, pred, correct, 0.5).share:.2f}")
+masses = [0.25, 0.5, 0.75, 0.9]
+from_f = [rk.density.ground_false_discrimination(false_all, pred, wrong, observed, m) for m in masses]
+fig, ax = plt.subplots(figsize=(5.6, 4.4), layout="constrained")
+rk.viz.plot_coverage({"wrong predictions": [d.wrong for d in from_f], "correct predictions": [d.correct for d in from_f]},
+                     ax=ax, title="f's predictions inside the region of P_F (from f)")
+ax.set_ylabel("share of the predictions inside")
+plt.show()
+for d in from_f:
+    print(f"region holding {d.wrong.mass:.0%} of P_F: {d.wrong.uniform:.0%} of the map; "
+          f"wrong {d.wrong.share:.2f}, correct {d.correct.share:.2f} inside")
 
 # %% [md]
+# Each point is one region mass: x is the share of the map the regions cover, y the
+# share of predictions they catch. A uniform region of the same size would lie on
+# the dotted diagonal. The vertical distance between the two curves is the gap at
+# that mass. (Because `H_F` is clipped at 1, `P_F` has a flat top; all of its cells
+# enter a region together, so small masses can give the same region and share one
+# point.)
+#
 # A check that does not lean on `f`'s other predictions builds `P_F` from the
 # **true** positions of the other keypoints (labels; for this analysis only, never
 # for training): is a wrong prediction of k near where another keypoint really is?
+# It is notebook 01's landing question asked with Gaussians instead of a radius,
+# and it needs the same care: a correct prediction sits at its own keypoint, and
+# the Gaussians of that keypoint's neighbours may reach it. So again both:
 
 # %%
 true_heatmaps, _ = rk.heatmaps.encode(keypoints, visible, map_size, stride, sigma)
 false_true = rk.disparity.ground_false_from_truth(true_heatmaps)  # Eq. 1 at the true positions
-from_labels = [rk.density.ground_false_coverage(false_true, pred, wrong, m) for m in masses]
-for result in from_labels[1:4:2]:
-    print(f"region holding {result.mass:.0%} of P_F(true): {result.share:.2f} inside, "
-          f"uniform {result.uniform:.2f} ({result.ratio:.1f} x)")
-
-rk.viz.plot_coverage({"P_F from f's predictions": from_f, "P_F from the true positions": from_labels},
-                     title="Wrong target predictions inside the region of P_F")
-plt.show()
+disc_true = rk.density.ground_false_discrimination(false_true, pred, wrong, observed, mass=0.5)
+print(f"the region holding 50 % of P_F(true) covers {disc_true.wrong.uniform:.0%} of the map on average")
+print(f"  wrong predictions inside:   {disc_true.wrong.share:.2f} ({disc_true.wrong.ratio:.1f} x the region's area)")
+print(f"  correct predictions inside: {disc_true.correct.share:.2f}")
+print(f"  gap, wrong - correct: {disc_true.gap:+.2f}")
 
 # %% [md]
-# Each point is one region mass: x is the share of the map the regions cover, y the
-# share of wrong predictions they catch. A uniform region of the same size would
-# lie on the dotted diagonal. Both curves rise steeply at the left: small regions
-# catch most of the mistakes. (Because `H_F` is clipped at 1, `P_F` has a flat top;
-# all of its cells enter a region together, so small masses can give the same
-# region and share one point.)
-#
 # The numbers from the first 128 images (shared by full and test runs):
 
 # %%
 # NBVAL_CHECK_OUTPUT
 n = N_CHECKED
 for name, maps in (("f's predictions", false_all), ("true positions", false_true)):
-    line = ", ".join(
-        f"{r.mass:.0%}: {r.share:.2f} vs uniform {r.uniform:.2f}"
-        for r in (rk.density.ground_false_coverage(maps[:n], pred[:n], wrong[:n], m) for m in (0.5, 0.9))
-    )
-    print(f"P_F from {name:<16} {line}")
+    d = rk.density.ground_false_discrimination(maps[:n], pred[:n], wrong[:n], observed[:n], 0.5)
+    print(f"P_F from {name:<16} 50 %: wrong {d.wrong.share:.2f}, correct {d.correct.share:.2f}, "
+          f"region {d.wrong.uniform:.2f} of the map")
 
 # %%
-# The effect this notebook teaches; these asserts fail if it ever disappears.
-half_f, half_labels = from_f[masses.index(0.5)], from_labels[masses.index(0.5)]
-assert half_f.share >= 3 * half_f.uniform, "P_F from f's predictions should catch >= 3x its area's share"
-assert half_labels.share >= 3 * half_labels.uniform, "wrong predictions should land near other true keypoints"
-print("P_F's regions catch the wrong predictions many times more often than their area would")
+# The claims of the text above; these asserts fail if a model contradicts them.
+assert disc.wrong.uniform < 0.25, "the region holding half of P_F should cover a small part of the map"
+assert disc.wrong.share >= 2 * disc.wrong.uniform, "wrong predictions should fall inside far more than its area says"
+print("P_F's region is small, and the wrong predictions fall inside it far more often than its area would give")
 
 # %% [md]
 # ### `P_F` beside the error density of notebook 01
@@ -240,13 +288,12 @@ print("P_F's regions catch the wrong predictions many times more often than thei
 # is predicted wrongly, the density RegDA *expects* k's mistakes to follow; on the
 # right, where they actually landed (notebook 01's `error_density`).
 #
-# Averaged over images, both sit on the hands rather than the background. The mean
-# `P_F` is smoother: in each image it spreads over *all* the other predicted
-# keypoints, while a wrong prediction picks one of them. The per-image measure above
-# is the sharper test; this picture shows the same thing at a glance.
+# In each image `P_F` spreads over *all* the other predicted keypoints, while a
+# wrong prediction sits at one place, so the mean `P_F` is the smoother of the two.
+# The per-image measures above are the test; this picture is for intuition only.
 
 # %%
-expected = rk.disparity.ground_false_distribution(false_all[wrong[:, k], k][:, None])[:, 0].mean(dim=0)  # (32, 32)
+expected = rk.disparity.ground_false_distribution(false_all[wrong[:, k], k][:, None])[:, 0].mean(dim=0)  # (H, W)
 mean_target = rk.density.mean_image(images)
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 rk.viz.plot_error_density(expected, mean_target, ax=axes[0], label="probability per cell",
@@ -261,20 +308,25 @@ plt.show()
 # * From `f`'s prediction alone, RegDA builds `H(ŷ_k)`, a Gaussian at the predicted
 #   position, and the ground false `H_F(ŷ_k)`: the other keypoints' Gaussians,
 #   summed and clipped to [0, 1] (Eq. 1); `P_F` normalises it (Eq. 2).
-# * `P_F` puts its mass on a small part of the map, and the target model's wrong
-#   predictions fall there many times more often than the area alone would give.
-#   Built from `f`'s own predictions, `P_F` also covers most correct predictions
-#   (this model stacks keypoints); built from the true positions, it confirms that
-#   the mistakes land near real keypoints.
-# * So `P_F` is a good guess of where `f` goes wrong, found without a label. In
-#   RegDA's step B, `f′` moves towards it; in step C, the features `ψ` are trained so
-#   that `f′` must agree with `f` again (notebook 04 trains the whole method).
+# * What `P_F` covers: the places where `f` predicts the other keypoints. Its
+#   50 % region is a small part of the map, and `f`'s wrong predictions fall inside
+#   it far more often than its area would give.
+# * What it does not: `P_F` knows nothing of which predictions are right. Where
+#   `f`'s predictions crowd together, the region contains k's own prediction,
+#   right or wrong. Only the gap between wrong and correct predictions inside the
+#   region says whether `P_F` singles out the mistakes; section 5 prints it for
+#   this model, from its predictions and from the true positions.
+# * In RegDA's step B, `f′` moves towards `P_F`; in step C, the features `ψ` are
+#   trained so that `f′` must agree with `f` again (notebook 04 trains the whole
+#   method).
 #
 # ## Exercises
 #
-# 1. Recompute `from_f` with `sigma = 1` and `sigma = 3` (`pseudo_labels(logits, sigma)`).
-#    How do the share and its uniform baseline change? Which sigma separates them most?
+# 1. Recompute `disc` with `sigma` halved and doubled (`pseudo_labels(logits, sigma)`).
+#    How do the region's area, the wrong and the correct shares change? Does any
+#    sigma make the gap clearly positive?
 # 2. Why is the clip in Eq. 1 needed? Build `P_F` without it for sample `b` and
 #    compare where its mass goes when several keypoints are predicted on one spot.
-# 3. Split `from_labels` by where the wrong predictions landed (`landing.landing`):
-#    what share of the *background* landings still lies inside the region?
+# 3. Split the wrong predictions inside the regions of `P_F` from the true
+#    positions by where they landed (`landing.landing`): what share of the
+#    *background* landings still lies inside the region?
