@@ -212,7 +212,9 @@ def oracle_command(task: str = "hands", target: str | None = None, seed: int = 1
     )
 
 
-def oracle_config(task: str = "hands", target: str | None = None, seed: int = 1, out: str | os.PathLike = "runs") -> Any:
+def oracle_config(
+    task: str = "hands", target: str | None = None, seed: int = 1, out: str | os.PathLike = "runs"
+) -> Any:
     """The :class:`regdakit.training.TrainConfig` of :func:`oracle_command`."""
     from regdakit.training import make_config
 

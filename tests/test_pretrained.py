@@ -41,7 +41,11 @@ def test_this_versions_recipe_and_the_first_versions_legacy_recipe():
     assert old.pretrain_iterations == 600 and old.erm.milestones == ()
     assert dataclasses.replace(old, **{k: getattr(new, k) for k in ("sigma", "pretrain_iterations", "erm")}) == (
         dataclasses.replace(
-            new, seed=0, run_name=old.run_name, eval_every=100, checkpoint_every=200,
+            new,
+            seed=0,
+            run_name=old.run_name,
+            eval_every=100,
+            checkpoint_every=200,
             dann=dataclasses.replace(new.dann, reversal_iterations=1000),
         )  # fmt: skip
     )

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSION, GENERATOR_VERSIONS, SyntheticStream, make_dataset, render
+from regdakit.data.synthetic import (
+    DOMAINS,
+    GENERATOR_VERSION,
+    GENERATOR_VERSIONS,
+    SyntheticStream,
+    make_dataset,
+    render,
+)
 from regdakit.data.synthetic.bodies import BODY_PRIORS, sample_bodies
 from regdakit.data.synthetic.hands import HAND_PRIORS, sample_hands
 from regdakit.data.synthetic.raster import Capsules, rasterize

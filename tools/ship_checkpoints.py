@@ -98,12 +98,15 @@ def ship(cfg: Any, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train (with ``--train``) and ship each seed's model; exit status 0 when every one shipped."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, choices=sorted(pretrained.SEEDS))
     parser.add_argument("--seeds", required=True, type=int, nargs="+", help="e.g. 1 2 3 4 5")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "shipped", help="root of the run folders")
     parser.add_argument("--train", action="store_true", help="train (or resume) each run before shipping it")
-    parser.add_argument("--oracle", metavar="TARGET", help="the oracle on this target domain, not the source-only model")
+    parser.add_argument(
+        "--oracle", metavar="TARGET", help="the oracle on this target domain, not the source-only model"
+    )
     args = parser.parse_args(argv)
     if any(seed < 0 for seed in args.seeds):
         parser.error("--seeds must be >= 0")

@@ -111,7 +111,9 @@ def _palette(kinds: tuple[str, ...], colours: dict[str, torch.Tensor]) -> torch.
     return torch.stack([colours[k] for k in kinds], dim=1)
 
 
-def _outfit(n: int, g: torch.Generator, *, realistic: bool, muted: bool, capped: bool = False) -> dict[str, torch.Tensor]:
+def _outfit(
+    n: int, g: torch.Generator, *, realistic: bool, muted: bool, capped: bool = False
+) -> dict[str, torch.Tensor]:
     """Per-kind colours of a dressed figure; left and right limbs always match.
 
     ``capped``: a skin-coloured performance-capture cap hides the hair (the lab's actors), so the head
