@@ -1,4 +1,4 @@
-"""The exercise checkers diagnose typical wrong answers, and the solutions switch fills only blanks.
+"""The exercise checkers diagnose typical wrong answers, refuse the library's own implementation, trace mistakes.
 
 Each wrong answer below is written the way a student would write it (loops,
 meshgrids, ``F.kl_div``), independently of the checker's own variants, and
@@ -9,7 +9,6 @@ differently from the library, must pass.
 from __future__ import annotations
 
 import math
-import runpy
 import warnings
 from pathlib import Path
 
@@ -23,12 +22,6 @@ from regdakit.disparity import ground_false_from_truth, pseudo_labels
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _switch_off(monkeypatch):
-    """Every test starts with the solutions switch off, whatever the environment says."""
-    monkeypatch.delenv(ex.SOLUTIONS_VARIABLE, raising=False)
-
-
 def stub(*args):
     raise NotImplementedError
 
@@ -40,6 +33,11 @@ def crash(*args):
 def incorrect(fb: ex.Feedback, *needles: str) -> bool:
     """The feedback is "incorrect" and its message contains every needle."""
     return fb.status == "incorrect" and all(n in fb.message for n in needles)
+
+
+def reference(fb: ex.Feedback, what: str) -> bool:
+    """The feedback says the answer calls the library's own implementation ``what``."""
+    return incorrect(fb, "calls the library's own", what, "earns no credit")
 
 
 # --- encode ---------------------------------------------------------------------------------
@@ -99,7 +97,7 @@ def encode_with(mistake):
 
 def test_encode_correct_blank_and_crash():
     assert ex.check_encode(student_encode).status == "correct"
-    assert ex.check_encode(ex.solution("encode"))
+    assert reference(ex.check_encode(ex.solution("encode")), "solution('encode')")
     assert ex.check_encode(stub).status == "not attempted"
     fb = ex.check_encode(crash)
     assert incorrect(fb, "raised IndexError")
@@ -200,7 +198,7 @@ def pck_with(mistake):
 
 def test_pck_correct_blank_and_crash():
     assert ex.check_pck(student_pck).status == "correct"
-    assert ex.check_pck(ex.solution("pck"))
+    assert reference(ex.check_pck(ex.solution("pck")), "solution('pck')")
     assert ex.check_pck(lambda p, g, v, t: torch.tensor(student_pck(p, g, v, t))).status == "correct"
     assert ex.check_pck(stub).status == "not attempted"
     assert incorrect(ex.check_pck(lambda p, g, v, t: 1 / 0), "raised ZeroDivisionError")
@@ -260,7 +258,7 @@ def ground_false_with(mistake):
 
 def test_ground_false_correct_blank_and_crash():
     assert ex.check_ground_false(student_ground_false).status == "correct"
-    assert ex.check_ground_false(ground_false_from_truth)
+    assert reference(ex.check_ground_false(ground_false_from_truth), "regdakit.disparity.ground_false_from_truth")
     assert ex.check_ground_false(stub).status == "not attempted"
     assert incorrect(ex.check_ground_false(crash), "raised IndexError")
 
@@ -309,7 +307,7 @@ def student_distribution(false, mistake=None):
 
 def test_distribution_correct_blank_and_crash():
     assert ex.check_ground_false_distribution(student_distribution).status == "correct"
-    assert ex.check_ground_false_distribution(ex.solution("ground_false_distribution"))
+    assert reference(ex.check_ground_false_distribution(ex.solution("ground_false_distribution")), "solution(")
     assert ex.check_ground_false_distribution(stub).status == "not attempted"
     assert incorrect(ex.check_ground_false_distribution(crash), "raised IndexError")
     assert incorrect(ex.check_ground_false_distribution(lambda f: f[:, 0]), "should have shape (3, 6, 16, 16)")
@@ -356,6 +354,12 @@ def student_kl(logits, target, mistake=None):
     }.get(mistake, torch.log_softmax(z, -1))
     if mistake == "batchmean":
         return F.kl_div(log_p, q, reduction="batchmean")
+    if mistake == "no_softmax_batchmean":
+        return F.kl_div(z, q, reduction="batchmean")
+    if mistake == "mse":
+        return ((torch.softmax(z, -1) - q) ** 2).mean()
+    if mistake == "mse_logits":
+        return F.mse_loss(logits, target)
     if mistake == "mean_cells":
         with warnings.catch_warnings():  # PyTorch warns that 'mean' is not the KL's definition: that is the point
             warnings.simplefilter("ignore", UserWarning)
@@ -372,7 +376,7 @@ def student_kl(logits, target, mistake=None):
         per_map = (torch.special.xlogy(q, q) - q * log_p).sum(-1)
     if mistake == "per_map":
         return per_map
-    loss = per_map.sum() if mistake == "sum" else per_map.mean()
+    loss = per_map.sum() if mistake == "sum" else per_map.sum(0).mean() if mistake == "sum_b" else per_map.mean()
     if mistake == "item":
         return loss.item()
     return -loss if mistake == "negative" else loss
@@ -387,7 +391,7 @@ def test_kl_correct_blank_and_crash():
             .mean()
         )
     )
-    assert ex.check_kl_loss(ex.solution("kl_loss"))
+    assert reference(ex.check_kl_loss(ex.solution("kl_loss")), "solution(")
     assert ex.check_kl_loss(stub).status == "not attempted"
     assert incorrect(ex.check_kl_loss(crash), "raised IndexError")
 
@@ -412,6 +416,10 @@ def test_kl_correct_blank_and_crash():
         ("per_map", ["that is the KL per keypoint map (B, K)"]),
         ("item", ["return a scalar tensor", "got float"]),
         ("detach", ["the value is right", "gradient"]),
+        ("mse", ["that is a mean squared error"]),
+        ("mse_logits", ["that is a mean squared error"]),
+        ("sum_b", ["summed over the batch B only"]),
+        ("no_softmax_batchmean", ["softmax missing", "not by the batch size B"]),
     ],
 )
 def test_kl_diagnoses(mistake, needles):
@@ -438,7 +446,7 @@ def student_lf(adv, main, mistake=None, kl_mistake=None):
 
 def test_ground_false_loss_correct_blank_and_crash():
     assert ex.check_ground_false_loss(student_lf).status == "correct"
-    assert ex.check_ground_false_loss(ex.solution("ground_false_loss"))
+    assert reference(ex.check_ground_false_loss(ex.solution("ground_false_loss")), "solution(")
     assert ex.check_ground_false_loss(stub).status == "not attempted"
     assert incorrect(ex.check_ground_false_loss(crash), "raised IndexError")
     assert incorrect(ex.check_ground_false_loss(lambda a, m: None), "returned None")
@@ -462,6 +470,10 @@ def test_ground_false_loss_correct_blank_and_crash():
         (None, "negative", ["L_F is minimised", "not -KL"]),
         (None, "detach", ["no gradient with respect to adv_logits"]),
         (None, "per_map", ["(B, K)"]),
+        (None, "mse", ["that is a mean squared error"]),
+        (None, "mse_logits", ["that is a mean squared error"]),
+        (None, "sum_b", ["summed over the batch B only"]),
+        (None, "no_softmax_batchmean", ["softmax missing", "not by the batch size B"]),
     ],
 )
 def test_ground_false_loss_diagnoses(mistake, kl_mistake, needles):
@@ -528,72 +540,169 @@ def test_feedback_prints_and_renders():
     assert ex.check_pck(student_pck).mark == "✅"
 
 
-# --- the solutions switch ------------------------------------------------------------------------
+# --- the library's own implementation is refused ---------------------------------------------------
+
+
+def test_every_way_of_calling_the_reference_is_refused():
+    import regdakit as rk
+    from regdakit.disparity import ground_false_from_truth as imported
+
+    def swallows(t):
+        try:
+            return rk.disparity.ground_false_from_truth(t)
+        except BaseException:  # noqa: BLE001 - a student hiding the refusal still gets it
+            return student_ground_false(t)
+
+    ways = {
+        "module attribute": lambda t: rk.disparity.ground_false_from_truth(t),
+        "imported name": lambda t: imported(t),
+        "default argument": lambda t, f=ground_false_from_truth: f(t),
+        "the function itself": ground_false_from_truth,
+        "solution()": lambda t: ex.solution("ground_false")(t),
+        "EXERCISES": lambda t: ex.EXERCISES["ground_false"][0](t),
+        "caught": swallows,
+    }
+    for way, fn in ways.items():
+        fb = ex.check_ground_false(fn)
+        assert incorrect(fb, "calls the library's own", "earns no credit"), (way, fb)
+        with pytest.raises(ex.CheckFailed, match="library's own"):
+            ex.hidden_check("ground_false", fn, seed=3)
+    # Outside the check, the library works again, and the blocked function's module is left as it was.
+    truth = pseudo_labels(torch.randn(2, 3, 8, 8))[0]
+    torch.testing.assert_close(rk.disparity.ground_false_from_truth(truth), student_ground_false(truth))
+    assert not any(k.startswith("__regdakit") for k in vars(rk.disparity))
+
+
+@pytest.mark.parametrize(
+    ("check", "wrapper", "what"),
+    [
+        (ex.check_encode, lambda k, v, s, st, sg: rk_mod().heatmaps.encode(k, v, s, st, sg)[0], "heatmaps.encode"),
+        (
+            ex.check_encode,
+            lambda k, v, s, st, sg: rk_mod().heatmaps.gaussian_heatmaps(k / st, s, sg),
+            "heatmaps.gaussian_heatmaps",
+        ),
+        (ex.check_pck, lambda p, g, v, t: rk_mod().metrics.pck(p, g, v, t).all, "metrics.pck"),
+        (
+            ex.check_ground_false_distribution,
+            lambda f: rk_mod().disparity.ground_false_distribution(f),
+            "disparity.ground_false_distribution",
+        ),
+        (ex.check_ground_false_distribution, lambda f: rk_mod().losses.normalize_heatmaps(f), "normalize_heatmaps"),
+        (ex.check_kl_loss, lambda z, t: rk_mod().losses.kl_heatmap_loss(z, t), "losses.kl_heatmap_loss"),
+        (ex.check_kl_loss, lambda z, t: rk_mod().losses.kl_per_keypoint(z, t).mean(), "losses.kl_per_keypoint"),
+        (ex.check_ground_false_loss, lambda a, m: rk_mod().disparity.ground_false_loss(a, m), "ground_false_loss"),
+    ],
+)
+def test_wrapping_the_reference_earns_nothing(check, wrapper, what):
+    assert reference(check(wrapper), what)
+
+
+def rk_mod():
+    import regdakit
+
+    return regdakit
+
+
+def test_the_building_blocks_the_notebooks_suggest_stay_allowed():
+    # Notebook 02 suggests pseudo_labels + kl_heatmap_loss for L_F: only ground_false_loss itself is refused.
+    import regdakit as rk
+
+    def lf(adv, main):
+        return rk.losses.kl_heatmap_loss(adv, rk.disparity.pseudo_labels(main.detach())[1])
+
+    assert ex.check_ground_false_loss(lf).status == "correct"
+    ex.hidden_check("ground_false_loss", lf, seed=1)
+
+
+def test_no_message_tells_how_to_reveal_solutions():
+    # The old solutions switch is gone; nothing a student sees names an environment variable or solution().
+    messages = [
+        str(ex.check_ground_false(stub)),
+        str(ex.check_ground_false(blank_ground_false())),
+        str(ex.check_ground_false_loss(student_lf_with_blank_kl())),
+    ]
+    try:
+        blank_ground_false()(torch.zeros(1, 2, 4, 4)).sum()
+    except NotImplementedError as err:
+        messages.append(str(err))
+    for text in messages:
+        assert "REGDAKIT_SOLUTIONS" not in text and "solution(" not in text, text
+    for path in (ROOT / "notebooks" / "src" / "exercises").glob("[0-9]*.py"):
+        assert "REGDAKIT_SOLUTIONS" not in path.read_text(encoding="utf-8"), path
+
+
+# --- blanks ------------------------------------------------------------------------------------------
 
 
 def blank_ground_false():
     @ex.exercise("ground_false")
     def ground_false(ground_truth):
         """The student's docstring."""
-        # ✏️ your code here
-        raise NotImplementedError
-        # ✏️
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     return ground_false
 
 
-@pytest.mark.parametrize(("value", "on"), [("1", True), ("true", True), (" ON ", True), ("0", False), ("", False)])
-def test_solutions_on_reads_the_variable(monkeypatch, value, on):
-    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, value)
-    assert ex.solutions_on() is on
+def student_lf_with_blank_kl():
+    @ex.exercise("kl_loss")
+    def kl_loss(logits, target):
+        raise NotImplementedError()
+
+    @ex.exercise("ground_false_loss")
+    def ground_false_loss(adv_logits, main_logits):
+        return kl_loss(adv_logits, pseudo_labels(main_logits)[1])
+
+    return ground_false_loss
 
 
-def test_blank_stays_blank_without_the_switch():
+def test_a_blank_is_not_attempted_and_says_what_to_write():
     fn = blank_ground_false()
     assert fn.__name__ == "ground_false" and fn.__doc__ == "The student's docstring."
-    assert ex.check_ground_false(fn).status == "not attempted"
-    with pytest.raises(NotImplementedError, match="`ground_false` is still blank.*REGDAKIT_SOLUTIONS=1"):
-        fn(torch.zeros(1, 2, 4, 4))
-
-
-def test_switch_fills_a_blank_and_says_so(monkeypatch):
-    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
-    fn = blank_ground_false()
     fb = ex.check_ground_false(fn)
-    assert fb.status == "correct" and "blank filled by the library's reference" in fb.message
+    assert fb.status == "not attempted" and "write the body of `ground_false`" in fb.message
+    with pytest.raises(ex.CheckFailed, match="not attempted"):
+        ex.hidden_check("ground_false", fn, seed=0)
+
+
+def test_a_blank_reports_itself_where_its_result_is_used():
     truth = pseudo_labels(torch.randn(2, 3, 8, 8))[0]
-    torch.testing.assert_close(fn(truth), ground_false_from_truth(truth))
+    h_false = blank_ground_false()(truth)  # the cell that calls the blank runs ...
+    assert isinstance(h_false, ex.Blank) and "`ground_false` is still blank" in repr(h_false)
+    uses = [
+        lambda: h_false.sum(1),  # a method
+        lambda: torch.allclose(h_false, truth),  # a torch function
+        lambda: h_false / 2,  # arithmetic
+        lambda: h_false[0],  # indexing
+        lambda: float(h_false),  # conversion
+        lambda: student_ground_false(h_false),  # written code that receives it
+    ]
+    for use in uses:  # ... and every later use names the function to write, instead of a NameError
+        with pytest.raises(NotImplementedError, match="`ground_false` is still blank"):
+            use()
+    with pytest.raises(NotImplementedError, match="`ground_false` is still blank"):
+        a, b = blank_ground_false()(truth)  # unpacking
 
 
-def test_switch_never_replaces_written_code(monkeypatch):
-    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
-
-    @ex.exercise("ground_false")
-    def ground_false(ground_truth):
-        return ground_truth  # written, and wrong
-
-    fb = ex.check_ground_false(ground_false)
-    assert incorrect(fb, "that is the ground truth") and "filled" not in fb.message
-
+def test_written_code_that_raises_is_not_a_blank():
     @ex.exercise("ground_false")
     def calls_something_unfinished(ground_truth):
         return stub(ground_truth)  # NotImplementedError from deeper code: not the blank
 
     with pytest.raises(NotImplementedError) as info:
         calls_something_unfinished(torch.zeros(1, 2, 4, 4))
-    assert "still blank" not in str(info.value) and not calls_something_unfinished.filled
+    assert "still blank" not in str(info.value)
+
+    @ex.exercise("ground_false")
+    def ground_false(ground_truth):
+        return ground_truth  # written, and wrong
+
+    assert incorrect(ex.check_ground_false(ground_false), "that is the ground truth")
 
 
 def test_a_blank_called_by_another_exercise_is_named():
-    @ex.exercise("kl_loss")
-    def kl_loss(logits, target):
-        raise NotImplementedError
-
-    @ex.exercise("ground_false_loss")
-    def ground_false_loss(adv_logits, main_logits):
-        return kl_loss(adv_logits, pseudo_labels(main_logits)[1])
-
-    fb = ex.check_ground_false_loss(ground_false_loss)
+    fb = ex.check_ground_false_loss(student_lf_with_blank_kl())
     assert fb.status == "not attempted" and "`kl_loss` is still blank" in fb.message
 
 
@@ -604,25 +713,134 @@ def test_unknown_exercise_name():
         ex.solution("nope")
 
 
-def test_verify_fails_only_with_the_switch_on(monkeypatch, capsys):
-    wrong = ex.check_ground_false(lambda t: t)
-    assert ex.verify(wrong) is wrong  # a student reads the message; nothing raises
-    assert capsys.readouterr().out.startswith("❌ ground_false: that is the ground truth")
-    assert ex.verify(ex.check_ground_false(stub)).status == "not attempted"
-    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "1")
-    with pytest.raises(AssertionError, match="REGDAKIT_SOLUTIONS=1, so this check must pass"):
-        ex.verify(wrong)
-    with pytest.raises(AssertionError):
+# --- upstream mistakes are traced --------------------------------------------------------------------
+
+
+def test_a_wrong_upstream_function_is_named():
+    @ex.exercise("ground_false")
+    def ground_false(ground_truth):  # keypoint k left in: wrong
+        return ground_truth.sum(1, keepdim=True).clamp(0, 1).expand_as(ground_truth)
+
+    @ex.exercise("ground_false_loss")
+    def ground_false_loss(adv_logits, main_logits):  # right, built on the wrong ground_false
+        truth, _ = pseudo_labels(main_logits.detach())
+        return student_kl(adv_logits, ground_false(truth))
+
+    fb = ex.check_ground_false_loss(ground_false_loss)
+    assert incorrect(
+        fb, "your `ground_false` is wrong, and your `ground_false_loss` uses it: fix `ground_false` first"
+    ), fb
+    assert "includes keypoint 0 itself" in fb.message
+
+    @ex.exercise("kl_loss")
+    def kl_loss(logits, target):  # softmax missing
+        return student_kl(logits, target, "no_softmax")
+
+    @ex.exercise("ground_false_loss")
+    def lf_on_kl(adv_logits, main_logits):
+        return kl_loss(adv_logits, pseudo_labels(main_logits.detach())[1])
+
+    fb = ex.check_ground_false_loss(lf_on_kl)
+    assert incorrect(fb, "your `kl_loss` is wrong", "softmax missing"), fb
+
+
+def test_a_right_upstream_function_is_not_blamed():
+    @ex.exercise("ground_false")
+    def ground_false(ground_truth):
+        return student_ground_false(ground_truth)
+
+    @ex.exercise("ground_false_loss")
+    def ground_false_loss(adv_logits, main_logits):  # its own mistake: L_T
+        truth, _ = pseudo_labels(main_logits.detach())
+        ground_false(truth)
+        return student_kl(adv_logits, truth)
+
+    fb = ex.check_ground_false_loss(ground_false_loss)
+    assert incorrect(fb, "that is L_T") and "uses it" not in fb.message
+
+
+# --- verify: printed once, a failure is one line ------------------------------------------------------
+
+
+def test_verify_prints_a_correct_feedback_once_and_returns_nothing(capsys):
+    assert ex.verify(ex.check_pck(student_pck)) is None  # nothing for Jupyter to display a second time
+    out = capsys.readouterr().out
+    assert out.startswith("✅ pck: correct") and out.count("pck") == 1
+
+
+def test_verify_raises_a_one_line_failure(capsys):
+    with pytest.raises(ex.CheckFailed) as info:
+        ex.verify(ex.check_ground_false(lambda t: t))
+    assert isinstance(info.value, AssertionError)  # nbgrader: the graded cell fails, no points
+    assert str(info.value).startswith("❌ ground_false: that is the ground truth")
+    assert info.value._render_traceback_() == [str(info.value)]  # what IPython shows instead of a traceback
+    assert capsys.readouterr().out == ""  # not printed as well
+    with pytest.raises(ex.CheckFailed, match="✏️ ground_false: not attempted"):
         ex.verify(ex.check_ground_false(stub))
-    assert ex.verify(ex.check_ground_false(blank_ground_false()))
 
 
-def test_exercise_notebooks_conftest_turns_the_switch_on(monkeypatch):
-    # nbval kernels inherit the pytest process's environment; this conftest sets it at collection time,
-    # overriding whatever was there (setenv first, so that monkeypatch restores the old value afterwards).
-    monkeypatch.setenv(ex.SOLUTIONS_VARIABLE, "0")
-    runpy.run_path(str(ROOT / "notebooks" / "exercises" / "conftest.py"))
-    assert ex.solutions_on()
+def test_verify_shows_once_in_a_kernel():
+    # The old verify printed the line and returned the feedback, which Jupyter displayed again.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from regdakit import exercises as ex")
+    shell.user_ns["student_pck"] = student_pck
+    shell.user_ns["wrong"] = lambda t: t
+    result = shell.run_cell("ex.verify(ex.check_pck(student_pck))")
+    assert result.result is None and result.success
+    result = shell.run_cell("ex.verify(ex.check_ground_false(wrong))")
+    assert isinstance(result.error_in_exec, ex.CheckFailed)
+
+
+# --- hidden tests ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "right"),
+    [
+        ("encode", student_encode),
+        ("pck", student_pck),
+        ("ground_false", student_ground_false),
+        ("ground_false_distribution", student_distribution),
+        ("kl_loss", student_kl),
+        ("ground_false_loss", student_lf),
+    ],
+)
+def test_hidden_check_passes_a_right_answer_and_fails_a_fitted_one(name, right):
+    for seed in range(3):
+        ex.hidden_check(name, right, seed=seed)
+    with pytest.raises(ex.CheckFailed, match="hidden test with other inputs"):
+        ex.hidden_check(name, lambda *a: a[0] * 0 + 0.5 if isinstance(a[0], torch.Tensor) else 0.5, seed=1)
+    with pytest.raises(ex.CheckFailed, match="hidden test with other inputs.*raised IndexError"):
+        ex.hidden_check(name, crash, seed=1)
+
+
+# --- the diagnoses the notebooks promise ------------------------------------------------------------------
+
+#: Every diagnosis the exercise notebooks quote, with a deliberately wrong function that must produce it.
+PROMISED = {
+    "x and y are swapped": (ex.check_encode, encode_with("swap")),
+    "your ground-false for keypoint 3 includes keypoint 3 itself": (
+        ex.check_ground_false,
+        ground_false_with("self_3"),
+    ),
+    "the KL is the wrong way round": (ex.check_kl_loss, lambda z, t: student_kl(z, t, "reverse")),
+    "softmax missing": (ex.check_kl_loss, lambda z, t: student_kl(z, t, "no_softmax")),
+}
+
+
+def test_every_diagnosis_a_notebook_promises_is_produced():
+    import re
+
+    quoted = set()
+    for path in (ROOT / "notebooks" / "src" / "exercises").glob("[0-9]*.py"):
+        text = path.read_text(encoding="utf-8")
+        for block in re.findall(r"\(((?:\"[^\"]+\",?\s*(?:#\s*)?)+)\.\.\.\)", text):
+            quoted |= {" ".join(q.replace("\n#", " ").split()) for q in re.findall(r"\"([^\"]+)\"", block)}
+    assert quoted and quoted <= set(PROMISED), f"promised but not tested here: {sorted(quoted - set(PROMISED))}"
+    for message, (check, wrong) in PROMISED.items():
+        assert incorrect(check(wrong), message), message
 
 
 # --- the package's public API ---------------------------------------------------------------------
@@ -632,13 +850,15 @@ def test_the_package_offers_the_public_api_its_callers_use():
     # The notebooks, their sources and these tests import only from `regdakit.exercises`; the modules
     # behind it (framework, one per topic) may move, these names may not.
     assert ex.__all__ == [
-        "SOLUTIONS_VARIABLE",
         "EXERCISES",
         "Feedback",
-        "solutions_on",
+        "CheckFailed",
+        "Blank",
         "exercise",
         "solution",
+        "reference_blocked",
         "verify",
+        "hidden_check",
         "check_encode",
         "check_pck",
         "check_ground_false",

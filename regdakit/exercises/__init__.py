@@ -27,37 +27,43 @@ The exercises (name: the student's function -> the library's reference):
 * ``ground_false_loss``: ``ground_false_loss(adv_logits, main_logits) -> scalar``, ``L_F``
   (:func:`check_ground_false_loss`).
 
-**The solutions switch.** The exercise notebooks (``notebooks/exercises/``)
-leave each function's body blank: the student's cell reads ::
+**Graded use.** In the course notebooks (``notebooks/exercises/``; an
+instructor turns them into nbgrader assignments, see the README there) the
+student's cell reads ::
 
     @ex.exercise("ground_false")
     def ground_false(ground_truth):
-        # ✏️ your code here (replace the next line) ----
-        raise NotImplementedError
-        # ✏️ ----
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
-:func:`exercise` never touches code a student has written. Only while the body
-still raises ``NotImplementedError`` *itself*, and only when the environment
-variable ``REGDAKIT_SOLUTIONS`` is ``1`` (CI and instructors), the call is
-answered by the library's reference instead, and the checker's feedback says
-so. Without the variable a blank stays a blank: the checker answers "not
-attempted" and any later use raises a ``NotImplementedError`` that says what
-to write. :func:`verify` prints a feedback and, with the switch on, fails when
-it is not correct, so CI tests the notebooks and the checkers together.
+:func:`exercise` never changes code a student has written: it records which
+other exercise functions it calls (so that a checker can say "your
+`ground_false` is wrong, and your `ground_false_loss` uses it"), and while the
+body is blank, a call returns a :class:`Blank` that names the function to
+write wherever the result is used. :func:`verify` prints a correct feedback
+once and raises :class:`CheckFailed` (an ``AssertionError`` shown as its one
+feedback line) otherwise, so an autograded cell earns its points only for a
+correct answer; :func:`hidden_check` runs the function on inputs of other
+sizes. While a checker runs the student's function, the library's own
+implementation of that exercise is unavailable (:func:`reference_blocked`):
+an answer that merely calls it is incorrect, and the feedback says so.
 
 **Where things are.** Import everything from ``regdakit.exercises``; the
 modules of this package are
 
-* :mod:`~regdakit.exercises.solutions` — the catalogue :data:`EXERCISES`
-  and the solutions switch (:func:`exercise`, :func:`solution`,
-  :func:`solutions_on`);
+* :mod:`~regdakit.exercises.solutions` — the catalogue :data:`EXERCISES`,
+  the student's-function wrapper :func:`exercise` and the guard on the
+  reference (:func:`solution`, :func:`reference_blocked`);
 * :mod:`~regdakit.exercises.checking` — :class:`Feedback`, :func:`verify`
   and what every checker shares (running the student's function safely,
   comparing with the reference and with typical mistakes);
 * one module per topic, with its checkers: :mod:`~regdakit.exercises.encoding`
   (``encode``), :mod:`~regdakit.exercises.evaluation` (``pck``),
   :mod:`~regdakit.exercises.ground_false` (Eq. 1 and 2) and
-  :mod:`~regdakit.exercises.kl_losses` (the KL loss and ``L_F``).
+  :mod:`~regdakit.exercises.kl_losses` (the KL loss and ``L_F``);
+* :mod:`~regdakit.exercises.grading` — :func:`hidden_check`;
+* :mod:`~regdakit.exercises.course` — the nbgrader course directory
+  (``python -m regdakit.exercises.course setup DIR``).
 
 >>> def my_pck(pred, gt, visible, threshold):
 ...     raise NotImplementedError
@@ -65,21 +71,24 @@ modules of this package are
 pck: not attempted yet (your function raises NotImplementedError)
 """
 
-from regdakit.exercises.checking import Feedback, verify
+from regdakit.exercises.checking import CheckFailed, Feedback, verify
 from regdakit.exercises.encoding import check_encode
 from regdakit.exercises.evaluation import check_pck
+from regdakit.exercises.grading import hidden_check
 from regdakit.exercises.ground_false import check_ground_false, check_ground_false_distribution
 from regdakit.exercises.kl_losses import check_ground_false_loss, check_kl_loss
-from regdakit.exercises.solutions import EXERCISES, SOLUTIONS_VARIABLE, exercise, solution, solutions_on
+from regdakit.exercises.solutions import EXERCISES, Blank, exercise, reference_blocked, solution
 
 __all__ = [
-    "SOLUTIONS_VARIABLE",
     "EXERCISES",
     "Feedback",
-    "solutions_on",
+    "CheckFailed",
+    "Blank",
     "exercise",
     "solution",
+    "reference_blocked",
     "verify",
+    "hidden_check",
     "check_encode",
     "check_pck",
     "check_ground_false",

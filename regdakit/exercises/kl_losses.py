@@ -16,7 +16,15 @@ from collections.abc import Callable
 import torch
 
 from regdakit.disparity import ground_false_loss, pseudo_labels
-from regdakit.exercises.checking import Feedback, checker, close_enough, first_match, incorrect, run_student
+from regdakit.exercises.checking import (
+    Feedback,
+    call_student,
+    checker,
+    close_enough,
+    first_match,
+    incorrect,
+    run_student,
+)
 from regdakit.heatmaps import encode
 from regdakit.losses import kl_heatmap_loss, normalize_heatmaps
 
@@ -72,15 +80,50 @@ def _kl_variants(logits: torch.Tensor, target: torch.Tensor) -> list[tuple[Calla
             lambda: kl_with(torch.log_softmax(z.reshape(b, -1), -1)).mean(),
             "softmax over the wrong axis: one distribution per keypoint map, not one over all keypoints of a sample",
         ),
+        *_reductions(kl, b, z.shape[-1] * z.shape[-2], ""),
+        *_mse_variants(z.reshape(b, k, -1), t, q),
+        # Two mistakes at once: the log-probabilities and the reduction.
+        *_reductions(kl_with(z), b, z.shape[-1] * z.shape[-2], "softmax missing: use log_softmax over the H·W cells"),
+        *_reductions(kl_with(p), b, z.shape[-1] * z.shape[-2], "take the log of the softmax (log_softmax)"),
+    ]
+
+
+def _reductions(kl: torch.Tensor, b: int, cells: int, first: str) -> list[tuple[Callable[[], torch.Tensor], str]]:
+    """Wrong reductions of the per-map KL ``(B, K)``; with ``first``, that mistake comes before them."""
+    wrong = [
         (lambda: kl.sum(), "average over the B·K maps instead of summing"),
         (
             lambda: kl.sum() / b,
             "divide by B·K (the number of maps), not by the batch size B (F.kl_div's 'batchmean' divides by B only)",
         ),
         (
-            lambda: kl.mean() / (z.shape[-1] * z.shape[-2]),
+            lambda: kl.sum(0).mean(),
+            "you summed over the batch B only (then averaged over the keypoints): average over all B·K maps",
+        ),
+        (
+            lambda: kl.mean() / cells,
             "sum over the H·W cells of a map, then average over the B·K maps (yours also averages over the cells)",
         ),
+    ]
+    if not first:
+        return wrong
+    return [(make, f"{first}; and {msg}") for make, msg in wrong]
+
+
+def _mse_variants(z: torch.Tensor, t: torch.Tensor, q: torch.Tensor) -> list[tuple[Callable[[], torch.Tensor], str]]:
+    """Squared errors in place of the KL (``z`` logits, ``t`` raw and ``q`` normalised targets, all ``(B, K, H·W)``)."""
+    message = (
+        "that is a mean squared error: this loss is the KL divergence Σ q (log q − log p) with p the softmax of "
+        "the logits, not a squared difference"
+    )
+    p = torch.softmax(z, -1)
+    return [
+        (lambda: ((z - t) ** 2).mean(), message),
+        (lambda: ((p - q) ** 2).mean(), message),
+        (lambda: ((p - q) ** 2).sum(-1).mean(), message),
+        (lambda: ((p - t) ** 2).mean(), message),
+        (lambda: ((z - q) ** 2).mean(), message),
+        (lambda: 0.5 * ((z - t) ** 2).mean(), message),
     ]
 
 
@@ -120,7 +163,7 @@ def _gradient_feedback(
     inputs = [a.detach().clone() for a in args]
     inputs[wrt].requires_grad_()
     try:
-        out = fn(*inputs)
+        out = call_student(exercise, fn, *inputs)
         out.backward()
     except Exception as err:  # noqa: BLE001 - reported as feedback
         return incorrect(
@@ -264,7 +307,7 @@ def check_ground_false_loss(fn: Callable) -> Feedback:
             return fb
         main_grad = main.clone().requires_grad_()
         try:
-            fn(adv.clone().requires_grad_(), main_grad).backward()
+            call_student(name, fn, adv.clone().requires_grad_(), main_grad).backward()
         except Exception:  # noqa: BLE001 - it back-propagated into adv above; only the main head is asked here
             main_grad.grad = None
         if main_grad.grad is not None and bool(main_grad.grad.abs().sum() > 0):

@@ -13,17 +13,21 @@
 # 4. `ground_false_distribution`: `P_F(ŷ_k) = H_F(ŷ_k) / Σ_{h,w} H_F(ŷ_k)` (Eq. 2);
 # 5. `ground_false_loss`: `L_F = KL(P_F(ŷ) ‖ softmax(f′))`.
 #
-# **How to work.** Each exercise is a function whose body is blank: replace the
-# line `raise NotImplementedError` between the two ✏️ lines with your code and
-# run the cell. The cell after it **checks** your function on fixed and random
-# cases against the library and prints what is wrong ("x and y are swapped",
-# "your ground-false for keypoint 3 includes keypoint 3 itself", ...) or ✅.
-# Use `torch` freely, but not the library function you are rewriting.
+# **How to work.** Each exercise is a function whose body is blank: replace
+# `raise NotImplementedError()` (under `# YOUR CODE HERE`) with your code and
+# run the cell. The **graded cell** after it checks your function on fixed and
+# random cases against the library and prints ✅, or fails with one line that
+# says what is wrong ("x and y are swapped", "your ground-false for keypoint 3
+# includes keypoint 3 itself", ...). When your work is graded, the same cells
+# run again with further tests on other inputs; the points of each exercise are
+# in its section title.
 #
-# Leave the `@ex.exercise(...)` line above each function: it never changes a
-# function you have written. (When an instructor or the course's automatic tests
-# set `REGDAKIT_SOLUTIONS=1`, it answers *blank* functions with the library's
-# solution so the whole notebook can run; see `README.md` in this folder.)
+# Use `torch` freely, but not the library function you are rewriting: while a
+# check runs your function, that function is unavailable, and an answer that
+# calls it earns no points. Leave the `@ex.exercise(...)` line above each
+# function: it never changes what your code does; it lets the checks trace a
+# mistake to the function it comes from, and it makes a function you have not
+# written yet say so wherever a later cell uses its result.
 
 # %%
 import matplotlib.pyplot as plt
@@ -35,7 +39,6 @@ from regdakit.data.synthetic import make_dataset
 from regdakit.pretrained import load_source_only
 
 FAST = rk.runtime.fast_mode()  # fewer images under the automatic tests
-print("solutions switch (REGDAKIT_SOLUTIONS):", "ON: blanks answered by the library" if ex.solutions_on() else "off")
 
 # %% [md]
 # ## 0 · A real prediction on the target domain
@@ -57,7 +60,7 @@ y_hat, _ = rk.heatmaps.decode(logits, subpixel=False)  # (B, K, 2): (x, y) of ea
 print(f"{cfg.source_domain} -> {cfg.target_domain}: images {tuple(images.shape)}, logits {tuple(logits.shape)}")
 
 # %% [md]
-# ## 1 · The heatmap `H(y)` of a position
+# ## 1 · The heatmap `H(y)` of a position (3 points)
 #
 # Write `encode(keypoints, visible, heatmap_size, stride, sigma)`:
 #
@@ -71,17 +74,27 @@ print(f"{cfg.source_domain} -> {cfg.target_domain}: images {tuple(images.shape)}
 # Hint: `torch.arange(H)` and `torch.arange(W)` give the rows and columns; index
 # with `[..., None, None]` to broadcast `(B, K)` against `(H, W)`.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "encode", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("encode")  # keep this line: it never changes code you write
 def encode(keypoints, visible, heatmap_size, stride, sigma):
     """Gaussian heatmaps: keypoints (B, K, 2) in pixels, visible (B, K) -> (B, K, H, W)."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    h, w = heatmap_size
+    rows = torch.arange(h, dtype=torch.float32)[:, None]  # (H, 1): y of each cell
+    cols = torch.arange(w, dtype=torch.float32)[None, :]  # (1, W): x of each cell
+    centres = keypoints.float() / stride  # (B, K, 2) in heatmap cells
+    x, y = centres[..., 0, None, None], centres[..., 1, None, None]  # (B, K, 1, 1)
+    maps = torch.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * sigma**2))
+    maps = torch.where(maps > 0.01, maps, torch.zeros_like(maps))
+    return maps * visible[..., None, None]
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_encode", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_encode(encode))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("encode", encode, seed=11)
+### END HIDDEN TESTS
 
 # %% [md]
 # Your `encode`, applied to the prediction `ŷ` (in image pixels) with σ = 2 and
@@ -94,7 +107,7 @@ library_truth, library_false = rk.disparity.pseudo_labels(logits)
 print("your H(ŷ) equals the trainer's pseudo-label:", torch.allclose(truth, library_truth, atol=1e-4))
 
 # %% [md]
-# ## 2 · How good is the detector on the target domain? PCK
+# ## 2 · How good is the detector on the target domain? PCK (2 points)
 #
 # Write `pck(pred, gt, visible, threshold)`: the fraction of **visible**
 # keypoints whose predicted position is at a Euclidean distance strictly
@@ -102,17 +115,22 @@ print("your H(ŷ) equals the trainer's pseudo-label:", torch.allclose(truth, lib
 # of the batch (not averaged per image). `pred`, `gt`: `(B, K, 2)`; `visible`:
 # `(B, K)` bool. Return a Python float (or a 0-d tensor).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "pck", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("pck")  # keep this line: it never changes code you write
 def pck(pred, gt, visible, threshold):
     """Fraction of visible keypoints with ||pred - gt|| < threshold: (B, K, 2), (B, K, 2), (B, K) -> float."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    distance = torch.linalg.vector_norm(pred - gt, dim=-1)  # (B, K)
+    correct = (distance < threshold) & visible.bool()
+    return float(correct.sum() / visible.sum())
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_pck", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_pck(pck))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("pck", pck, seed=12)
+### END HIDDEN TESTS
 
 # %% [md]
 # PCK@0.05 counts a keypoint as correct within 0.05 × the image side (6.4 pixels
@@ -129,43 +147,51 @@ landing = rk.metrics.error_landing(y_hat * stride, keypoints, visible, radius=th
 print(f"wrong: {landing.n_wrong}, of which on another keypoint: {landing.on_other:.2f} (chance {landing.chance:.2f})")
 
 # %% [md]
-# ## 3 · The ground false `H_F` (Eq. 1)
+# ## 3 · The ground false `H_F` (Eq. 1, 3 points)
 #
 # Write `ground_false(ground_truth)`: for every keypoint `k`, the sum of the
 # **other** keypoints' heatmaps, clipped to `[0, 1]`:
 # `H_F[:, k] = clip(Σ_{k′≠k} H[:, k′], 0, 1)`. Input and output are
 # `(B, K, H, W)`; keypoints are dimension 1.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ground_false", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("ground_false")  # keep this line: it never changes code you write
 def ground_false(ground_truth):
     """Eq. 1: (B, K, H, W) heatmaps H(ŷ) -> (B, K, H, W) ground false H_F(ŷ)."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    everyone = ground_truth.sum(dim=1, keepdim=True)  # (B, 1, H, W): all keypoints
+    return (everyone - ground_truth).clamp(0, 1)  # leave keypoint k out, then clip
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_ground_false", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_ground_false(ground_false))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("ground_false", ground_false, seed=13)
+### END HIDDEN TESTS
 
 # %% [md]
-# ## 4 · The ground-false distribution `P_F` (Eq. 2)
+# ## 4 · The ground-false distribution `P_F` (Eq. 2, 2 points)
 #
 # Write `ground_false_distribution(ground_false)`: each `(H, W)` map divided by
 # its sum over the `H·W` cells, so that it sums to 1. A map that is all zero
 # (a skeleton where no other keypoint exists) must stay all zero, not NaN.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ground_false_distribution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("ground_false_distribution")  # keep this line: it never changes code you write
 def ground_false_distribution(ground_false):
     """Eq. 2: (B, K, H, W) ground false H_F -> (B, K, H, W) maps that each sum to 1."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    total = ground_false.sum(dim=(-2, -1), keepdim=True)  # (B, K, 1, 1)
+    return ground_false / torch.where(total > 0, total, torch.ones_like(total))
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_ground_false_distribution", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_ground_false_distribution(ground_false_distribution))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("ground_false_distribution", ground_false_distribution, seed=14)
+### END HIDDEN TESTS
 
 # %% [md]
 # ### Look at it on a real mistake
@@ -208,7 +234,7 @@ for ax in axes:
 plt.show()
 
 # %% [md]
-# ## 5 · The loss `L_F`
+# ## 5 · The loss `L_F` (3 points)
 #
 # Write `ground_false_loss(adv_logits, main_logits)`:
 # `L_F = KL(P_F(ŷ) ‖ softmax(f′))`, where `ŷ` is the argmax of `main_logits` (the
@@ -219,17 +245,21 @@ plt.show()
 # loss `rk.losses.kl_heatmap_loss(logits, target)` (it normalises the target and
 # applies the softmax over the `H·W` cells itself). Return a scalar.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ground_false_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("ground_false_loss")  # keep this line: it never changes code you write
 def ground_false_loss(adv_logits, main_logits):
     """L_F: KL(P_F(ŷ) || softmax(f')) averaged over B·K; (B, K, H, W), (B, K, H, W) -> scalar."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    _, false = rk.disparity.pseudo_labels(main_logits.detach())  # H_F(ŷ) from the main head f
+    return rk.losses.kl_heatmap_loss(adv_logits, false)  # normalises H_F into P_F, softmax over H·W
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_ground_false_loss", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_ground_false_loss(ground_false_loss))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("ground_false_loss", ground_false_loss, seed=15)
+### END HIDDEN TESTS
 
 # %% [md]
 # Step B of RegDA trains `f′` to **minimise** `L_F`. How large is `L_F` on the
@@ -247,6 +277,9 @@ candidates = {
 losses = {name: float(ground_false_loss(adv, logits)) for name, adv in candidates.items()}
 for name, value in losses.items():
     print(f"{name:<40} L_F = {value:6.3f}")
+regda = {name: float(rk.disparity.ground_false_loss(adv, logits)) for name, adv in candidates.items()}
+wrong = [name for name in losses if abs(losses[name] - regda[name]) > 1e-3 * max(1.0, abs(regda[name]))]
+assert not wrong, f"your L_F differs from RegDA's for {wrong}: see what the check of section 5 says"
 assert min(losses, key=losses.get).startswith("f′ = log P_F") and max(losses, key=losses.get).startswith("f′ = log H")
 
 # %% [md]

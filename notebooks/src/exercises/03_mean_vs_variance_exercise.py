@@ -12,14 +12,18 @@
 # 2. `ground_false_loss`: `L_F = KL(P_F(ŷ) ‖ softmax(f′))` with your `kl_loss`;
 # 3. the 1-D experiment and the 2-D heads of notebook 03, driven by your functions.
 #
-# **How to work.** Replace the line `raise NotImplementedError` between the two
-# ✏️ lines with your code, run the cell, then run the check cell below it: it
-# tests your function against the library on fixed and random cases and says
-# what is wrong ("the KL is the wrong way round", "softmax missing", ...) or ✅.
-# Leave the `@ex.exercise(...)` line: it never changes a function you have
-# written (with `REGDAKIT_SOLUTIONS=1`, set by instructors and the course's
-# automatic tests, it answers *blank* functions with the library's solution;
-# see `README.md` in this folder).
+# **How to work.** Replace `raise NotImplementedError()` (under
+# `# YOUR CODE HERE`) with your code and run the cell, then run the **graded
+# cell** below it: it tests your function against the library on fixed and
+# random cases and prints ✅, or fails with one line that says what is wrong
+# ("the KL is the wrong way round", "softmax missing", ...). When your work is
+# graded, the same cells run again with further tests on other inputs; the
+# points are in the section titles. Don't call the library function you are
+# rewriting: it is unavailable while a check runs your function, and such an
+# answer earns no points. Leave the `@ex.exercise(...)` line: it never changes
+# what your code does; it lets the checks trace a mistake to the function it
+# comes from, and makes a function you have not written yet say so wherever a
+# later cell uses it.
 
 # %%
 import copy
@@ -32,10 +36,9 @@ from regdakit import exercises as ex
 from regdakit import toy
 
 FAST = rk.runtime.fast_mode()  # smaller sizes under the automatic tests
-print("solutions switch (REGDAKIT_SOLUTIONS):", "ON: blanks answered by the library" if ex.solutions_on() else "off")
 
 # %% [md]
-# ## 1 · The spatial KL loss
+# ## 1 · The spatial KL loss (4 points)
 #
 # A heatmap head outputs one map of logits per keypoint. The KL loss treats each
 # map as a distribution over its `H·W` cells:
@@ -50,20 +53,26 @@ print("solutions switch (REGDAKIT_SOLUTIONS):", "ON: blanks answered by the libr
 # Hints: `logits.flatten(2)` gives `(B, K, H·W)`; `torch.log_softmax`;
 # `torch.special.xlogy(q, q)` is `q log q` with `0 log 0 = 0`.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "kl_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("kl_loss")  # keep this line: it never changes code you write
 def kl_loss(logits, target):
     """KL(target / Σ target || softmax(logits)) per map, mean over B·K: (B, K, H, W), (B, K, H, W) -> scalar."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    q = target.flatten(2)  # (B, K, H·W)
+    q = q / q.sum(dim=-1, keepdim=True)  # each target map sums to 1
+    log_p = torch.log_softmax(logits.flatten(2), dim=-1)  # log-probabilities over the H·W cells
+    return (torch.special.xlogy(q, q) - q * log_p).sum(dim=-1).mean()  # KL per map, mean over B·K
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_kl_loss", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_kl_loss(kl_loss))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("kl_loss", kl_loss, seed=21)
+### END HIDDEN TESTS
 
 # %% [md]
-# ## 2 · `L_F`, towards the ground false
+# ## 2 · `L_F`, towards the ground false (2 points)
 #
 # Write `ground_false_loss(adv_logits, main_logits)`: `ŷ` is the argmax of each
 # map of `main_logits` (the main head `f`); `rk.disparity.pseudo_labels(main_logits)`
@@ -72,17 +81,21 @@ ex.verify(ex.check_kl_loss(kl_loss))
 # `kl_loss` normalises it into `P_F`, Eq. 2). `L_F` must not train `f`: no
 # gradient may flow into `main_logits`.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ground_false_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
 @ex.exercise("ground_false_loss")  # keep this line: it never changes code you write
 def ground_false_loss(adv_logits, main_logits):
     """L_F = KL(P_F(ŷ) || softmax(f')), mean over B·K: (B, K, H, W), (B, K, H, W) -> scalar."""
-    # ✏️ ---------------------------------------------- your code below
-    raise NotImplementedError
-    # ✏️ ---------------------------------------------- your code above
+    ### BEGIN SOLUTION
+    _, false = rk.disparity.pseudo_labels(main_logits.detach())  # H_F(ŷ) from the main head f
+    return kl_loss(adv_logits, false)  # your kl_loss normalises H_F into P_F
+    ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "check_ground_false_loss", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 ex.verify(ex.check_ground_false_loss(ground_false_loss))
+### BEGIN HIDDEN TESTS
+ex.hidden_check("ground_false_loss", ground_false_loss, seed=22)
+### END HIDDEN TESTS
 
 # %% [md]
 # ## 3 · The exact experiment on a 1-D grid, with your losses
