@@ -92,7 +92,7 @@ ifneq ($(TORCH_SPEC),skip)
 	echo "$(BIN)/python -m pip install --quiet $${index:+--index-url $$index} '$(TORCH_SPEC)'"; \
 	$(BIN)/python -m pip install --quiet $${index:+--index-url "$$index"} '$(TORCH_SPEC)'
 endif
-	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[notebooks,dev,course]'
 	@echo '$(TORCH_SPEC)' > $(TORCH_SPEC_FILE)
 	@touch $@
 

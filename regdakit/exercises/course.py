@@ -1,0 +1,189 @@
+"""An nbgrader course directory for the exercise notebooks, and sample submissions to try it on.
+
+The instructor sources are the exercise notebooks of the repository
+(``notebooks/exercises/*.ipynb``, built from ``notebooks/src/exercises/``):
+they hold the solutions between ``### BEGIN SOLUTION`` / ``### END SOLUTION``,
+autograded cells with points and hidden tests between ``### BEGIN HIDDEN
+TESTS`` / ``### END HIDDEN TESTS`` (nbgrader's cell metadata and markers).
+``setup`` copies them into a course directory, one nbgrader assignment each,
+next to an ``nbgrader_config.py``; nbgrader's own commands do the rest (see
+``notebooks/exercises/README.md``)::
+
+    python -m regdakit.exercises.course setup ~/regda-course
+    cd ~/regda-course
+    nbgrader generate_assignment ground_false          # -> release/ground_false/, the student version
+    python -m regdakit.exercises.course sample . ground_false --student demo --mistakes
+    nbgrader autograde ground_false --create           # -> autograded/demo/ground_false/
+    nbgrader generate_feedback ground_false            # -> feedback/demo/ground_false/*.html
+
+``sample`` writes a submission as a student would hand it in: the released
+notebook with its blanks filled, either with the instructor's solutions or
+(``--mistakes``) with the typical mistakes of :data:`MISTAKES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["ASSIGNMENTS", "MISTAKES", "notebooks_folder", "setup", "solutions_of", "write_sample", "main"]
+
+#: nbgrader assignment name -> the instructor notebook in ``notebooks/exercises/``.
+ASSIGNMENTS: dict[str, str] = {
+    "ground_false": "02_ground_false_exercise.ipynb",
+    "mean_vs_variance": "03_mean_vs_variance_exercise.ipynb",
+}
+
+#: What ``setup`` writes as the course's ``nbgrader_config.py``.
+CONFIG = '''"""nbgrader configuration of the regdakit exercises: python -m regdakit.exercises.course setup."""
+
+c = get_config()  # noqa: F821 - nbgrader provides it
+c.CourseDirectory.course_id = "regdakit"
+# Notebook 02 loads the shipped model and predicts on 64 images; notebook 03 trains small heads: minutes, not seconds.
+c.Execute.timeout = 900
+# A kernel that dies (out of memory) is graded, not retried forever.
+c.Execute.interrupt_on_timeout = True
+'''
+
+#: Assignment -> solution cell (grade_id) -> the body of a typical mistake, as a student would write it.
+#: A function body missing here keeps the instructor's solution; ``None`` leaves the blank as released.
+MISTAKES: dict[str, dict[str, str | None]] = {
+    "ground_false": {
+        # calls the library's own implementation: no credit, and the feedback says so
+        "encode": "    return rk.heatmaps.encode(keypoints, visible, heatmap_size, stride, sigma)[0]",
+        # keypoint k left in its own ground false
+        "ground_false": "    return ground_truth.sum(dim=1, keepdim=True).clamp(0, 1).expand_as(ground_truth)",
+        # still blank
+        "ground_false_distribution": None,
+        # right, but built on the wrong ground_false above: traced upstream
+        "ground_false_loss": (
+            "    truth, _ = rk.disparity.pseudo_labels(main_logits.detach())\n"
+            "    return rk.losses.kl_heatmap_loss(adv_logits, ground_false(truth))"
+        ),
+    },
+    "mean_vs_variance": {
+        # softmax missing
+        "kl_loss": (
+            "    q = target.flatten(2) / target.flatten(2).sum(-1, keepdim=True)\n"
+            "    return (torch.special.xlogy(q, q) - q * logits.flatten(2)).sum(-1).mean()"
+        ),
+    },
+}
+
+_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION\n?", re.S | re.M)
+_STUB = re.compile(r"^([ \t]*)# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)\n?", re.M)
+
+
+def notebooks_folder() -> Path:
+    """``notebooks/exercises/`` of the repository this package is installed from (an editable install)."""
+    folder = Path(__file__).resolve().parents[2] / "notebooks" / "exercises"
+    if not all((folder / nb).is_file() for nb in ASSIGNMENTS.values()):
+        raise FileNotFoundError(
+            f"the instructor notebooks are not in {folder}: run this from a clone of the repository "
+            "(pip install -e '.[course]'), or pass --notebooks"
+        )
+    return folder
+
+
+def setup(course: Path, notebooks: Path | None = None) -> list[Path]:
+    """Write ``course/nbgrader_config.py`` and ``course/source/<assignment>/<notebook>`` (outputs cleared).
+
+    Re-running it updates the sources; nothing else in the course directory
+    (gradebook, submissions) is touched.
+
+    Returns:
+        The notebooks written.
+    """
+    notebooks = notebooks or notebooks_folder()
+    course.mkdir(parents=True, exist_ok=True)
+    config = course / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text(CONFIG, encoding="utf-8")
+    written = []
+    for assignment, name in ASSIGNMENTS.items():
+        nb = nbformat.read(notebooks / name, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+                cell.execution_count = None
+        target = course / "source" / assignment / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        written.append(target)
+    return written
+
+
+def solutions_of(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """grade_id -> the solution's code (the lines between the solution markers) of an instructor notebook."""
+    out = {}
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            found = _SOLUTION.search(cell.source)
+            if found:
+                out[meta["grade_id"]] = found.group(2).rstrip("\n")
+    return out
+
+
+def write_sample(course: Path, assignment: str, student: str, mistakes: bool = False) -> Path:
+    """Write ``course/submitted/<student>/<assignment>/<notebook>``: the release with its blanks filled.
+
+    Args:
+        course: The course directory (``nbgrader generate_assignment`` already run).
+        assignment: One of :data:`ASSIGNMENTS`.
+        student: The student id.
+        mistakes: Fill with :data:`MISTAKES` instead of the solutions.
+
+    Returns:
+        The submitted notebook.
+    """
+    name = ASSIGNMENTS[assignment]
+    release = course / "release" / assignment / name
+    if not release.is_file():
+        raise FileNotFoundError(f"{release} is missing: run `nbgrader generate_assignment {assignment}` first")
+    answers = solutions_of(nbformat.read(course / "source" / assignment / name, as_version=4))
+    if mistakes:
+        answers.update(MISTAKES.get(assignment, {}))
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            body = answers.get(grade_id)
+            if body is not None:
+                cell.source = _STUB.sub(lambda m, body=body: body + "\n", cell.source, count=1)
+    target = course / "submitted" / student / assignment / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m regdakit.exercises.course", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_setup = sub.add_parser("setup", help="write nbgrader_config.py and source/", allow_abbrev=False)
+    p_setup.add_argument("course", type=Path)
+    p_setup.add_argument("--notebooks", type=Path, help="the instructor notebooks (default: the repository's)")
+    p_sample = sub.add_parser("sample", help="write a sample submission into submitted/", allow_abbrev=False)
+    p_sample.add_argument("course", type=Path)
+    p_sample.add_argument("assignment", choices=sorted(ASSIGNMENTS))
+    p_sample.add_argument("--student", default="demo")
+    p_sample.add_argument("--mistakes", action="store_true", help="typical mistakes instead of the solutions")
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        for path in setup(args.course, args.notebooks):
+            print(f"wrote {path}")
+        print(f"next: cd {args.course} && nbgrader generate_assignment {next(iter(ASSIGNMENTS))}")
+    else:
+        print(f"wrote {write_sample(args.course, args.assignment, args.student, args.mistakes)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
