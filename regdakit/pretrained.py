@@ -45,11 +45,12 @@ PRESET = "cpu-bench"
 #: The seeds whose source-only model ships, per task, the first one the default. Seed ``0`` is the single
 #: model of the first version, shipped until models of this version's recipe replace it.
 SEEDS: dict[str, tuple[int, ...]] = {"hands": (0,), "bodies": (0,)}
-#: The first version's recipe (seed 0 only): :data:`PRESET` as it was then, 600 constant-rate iterations
+#: The first version's recipe (seed 0 only): :data:`PRESET` as it was then, batch 32, 600 constant-rate iterations
 #: at ``sigma`` 2 cells. The bodies model of that version was trained on generator ``synthetic-1.0``,
 #: which no command of this version renders (see ``data_samples/README.md``).
 LEGACY_SETTINGS = {
     "sigma": "2.0",
+    "batch_size": "32",
     "pretrain_iterations": "600",
     "erm.milestones": "",
     "eval_every": "100",

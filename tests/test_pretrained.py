@@ -38,8 +38,11 @@ def test_each_retrain_command_is_exactly_the_recipe_of_its_model(task, monkeypat
 def test_this_versions_recipe_and_the_first_versions_legacy_recipe():
     new, old = pretrained.retrain_config("hands", 1), pretrained.retrain_config("hands", 0)
     assert new.sigma == 1.0 and old.sigma == 2.0  # the paper's relative width; v1 used 2 cells on 32 x 32
-    assert old.pretrain_iterations == 600 and old.erm.milestones == ()
-    assert dataclasses.replace(old, **{k: getattr(new, k) for k in ("sigma", "pretrain_iterations", "erm")}) == (
+    assert old.pretrain_iterations == 600 and old.erm.milestones == () and old.batch_size == 32
+    # this version: batch 16, 12000 iterations, the rate divided by 10 for the last quarter (docs/source_recipe.md)
+    assert (new.batch_size, new.pretrain_iterations, new.erm.milestones) == (16, 12000, (9000,))
+    changed = ("sigma", "batch_size", "pretrain_iterations", "erm")
+    assert dataclasses.replace(old, **{k: getattr(new, k) for k in changed}) == (
         dataclasses.replace(
             new,
             seed=0,
