@@ -62,7 +62,12 @@ RUN_NOTES: dict[str, str] = {
     "hands-sigma1": (
         "run before TrainConfig.sigma existed (commit 4ac9277 with a one-line probe patch passing sigma=1.0 "
         "to the synthetic training stream; source-only training uses no pseudo-labels, so --sigma=1.0 is "
-        "the same setting); not yet re-run on main"
+        "the same setting); its first 2250 iterations are the sigma1-decay run's, which ran on main: the same "
+        "source PCK@0.05 at every evaluation up to 2250"
+    ),
+    "bodies-sigma1-decay-4500": (
+        "run at commit 2e6d812, before the bodies v2 targets took their final form (ef268d0): the source domain "
+        "and the source column are this version's, the target column is of an interim lab design"
     ),
 }
 
