@@ -7,7 +7,8 @@ validation set and the target test set. Per model: PCK@0.05; where the source-on
 predictions land against the three chance models of :func:`regdakit.metrics.landing_chance` and
 against the background, on the source domain beside the target; and ``P_F``'s coverage of wrong
 against correct predictions (``benchmarks/landing_baselines.py`` computes each number). Across
-seeds: the mean and a 95 % Student-t interval. Beside them the goals of the teaching-benchmark-v2
+seeds: the mean and a 95 % Student-t interval
+(:func:`regdakit.stats.summary`). Beside them the goals of the teaching-benchmark-v2
 issue, each with the numbers it is judged on, and the CPU minutes each model took.
 
     python benchmarks/synthetic_domains.py [--n 256] [--runs runs/shipped]
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 from pathlib import Path
 
 import torch
@@ -31,24 +30,8 @@ from landing_baselines import analyse
 
 from regdakit import pretrained
 from regdakit.data.synthetic import DOMAINS, GENERATOR_VERSIONS
+from regdakit.stats import summary  # mean, sd and 95 % t-interval, rounded to 4 decimals
 from regdakit.training import TASK_DOMAINS, load_checkpoint
-
-#: Two-sided 95 % Student-t quantiles by degrees of freedom (n - 1).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
-def summary(values: list[float]) -> dict:
-    """Mean, sample standard deviation and 95 % t-interval of ``values`` (no interval for one value)."""
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return {"n": 0}
-    mean = statistics.fmean(values)
-    out = {"n": len(values), "mean": round(mean, 4), "values": [round(v, 4) for v in values]}
-    if len(values) > 1:
-        sd = statistics.stdev(values)
-        half = _T95.get(len(values) - 1, 1.96) * sd / math.sqrt(len(values))
-        out |= {"sd": round(sd, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)]}
-    return out
 
 
 def _cpu_minutes(path: Path) -> float | None:

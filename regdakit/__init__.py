@@ -21,8 +21,8 @@ without importing matplotlib or the trainer up front:
 * :mod:`regdakit.inference` — ``predict``: a detector's heatmaps over a set of images, the one prediction loop
 * :mod:`regdakit.data`, :mod:`regdakit.methods`, :mod:`regdakit.train` (the trainer's API; its parts in
   :mod:`regdakit.training`), :mod:`regdakit.distributed` — training
-* :mod:`regdakit.selection`, :mod:`regdakit.tuning`, :mod:`regdakit.comparison`, :mod:`regdakit.runs`,
-  :mod:`regdakit.diagrams` — analysis
+* :mod:`regdakit.selection`, :mod:`regdakit.tuning`, :mod:`regdakit.stats`, :mod:`regdakit.comparison`,
+  :mod:`regdakit.runs`, :mod:`regdakit.diagrams` — analysis
 * :mod:`regdakit.widgets`, :mod:`regdakit.exercises` — notebook explorers and exercises
 * :mod:`regdakit.resources` — the files that ship with the package (models, results)
 """
@@ -49,6 +49,7 @@ _LAZY = (
     "resources",
     "runs",
     "selection",
+    "stats",
     "toy",
     "train",
     "training",

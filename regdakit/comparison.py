@@ -8,6 +8,14 @@ so methods are also compared as the **fraction of the gap closed** between
 source only (0) and the oracle (1): ``(X - source) / (oracle - source)``,
 which puts both on one scale.
 
+The v2 protocol (``benchmarks/comparison_v2.py``) compares seed by seed:
+:func:`gap_closed_seeds` per seed and as a ratio of means, against the
+stronger of the oracle and the target fine-tune (:func:`stronger_reference`;
+both reported by :func:`gap_report`), and :func:`ordering_agreement` says for
+each pair of rows whether the paired difference's 95 % interval agrees with
+the paper's order. The paper's numbers are held by the benchmark they come
+from (:data:`PAPER_BENCHMARKS`, :data:`PAPER_BENCHMARK_OF`).
+
 >>> gap_closed({"source_only": 60.0, "regda": 70.0, "oracle": 100.0})["regda"]
 0.25
 """
@@ -24,20 +32,42 @@ from typing import Any
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from regdakit.stats import paired_differences, summary
+
 __all__ = [
     "LABELS",
     "PAPER",
+    "PAPER_BENCHMARKS",
+    "PAPER_BENCHMARK_OF",
     "gap_closed",
     "gap_closed_per_seed",
+    "gap_closed_seeds",
+    "gap_report",
     "load_table",
+    "ordering_agreement",
     "pairwise_agreement",
     "plot_gap_closed",
     "plot_selection",
+    "stronger_reference",
 ]
 
 #: The paper's RHD -> H3D PCK@0.05 (ResNet-101): Table 1 and the Table-2 variant ``false_max``.
 PAPER = {"source_only": 61.8, "dan": 55.1, "dann": 60.6, "mcd": 54.6, "dd": 65.2, "false_max": 66.5,
          "regda": 72.5, "oracle": 95.8}  # fmt: skip
+#: The paper's PCK@0.05 "Avg" (%) by the benchmark it was measured on: RHD -> H3D has every row of Tables 1
+#: and 2; the bodies benchmarks only source only (ERM), RegDA and the oracle (the reference repository's
+#: README). SURREAL -> LSP's oracle is left out: the README's row is a copy of the Human3.6M one.
+PAPER_BENCHMARKS: dict[str, dict[str, float]] = {
+    "RHD -> H3D": PAPER,
+    "SURREAL -> Human3.6M": {"source_only": 67.3, "regda": 75.6, "oracle": 92.9},
+    "SURREAL -> LSP": {"source_only": 63.9, "regda": 74.6},
+}
+#: ``(task, target domain)`` of the synthetic benchmark -> the paper's benchmark it stands in for.
+PAPER_BENCHMARK_OF = {
+    ("hands", "studio"): "RHD -> H3D",
+    ("bodies", "lab"): "SURREAL -> Human3.6M",
+    ("bodies", "wild"): "SURREAL -> LSP",
+}
 #: Short display names of the rows.
 LABELS = {"source_only": "source only", "dan": "DAN", "dann": "DANN", "mcd": "MCD", "dd": "DD",
           "false_max": "f' min L_F / ψ max L_F", "regda": "RegDA", "oracle": "oracle"}  # fmt: skip
@@ -95,6 +125,153 @@ def gap_closed_per_seed(task_table: Mapping[str, Any], metric: str = METRIC) -> 
             gap_closed({"source_only": seeds["source_only"][s], "oracle": seeds["oracle"][s], row: by_seed[s]})[row]
             for s in common
         ]
+    return out
+
+
+def gap_closed_seeds(
+    row: Mapping[int, float], source: Mapping[int, float], reference: Mapping[int, float], digits: int | None = 4
+) -> dict[str, Any]:
+    """The gap a row closes between source only (0) and a reference (1), per seed and as a ratio of means.
+
+    Per seed ``s``: ``(row[s] - source[s]) / (reference[s] - source[s])``; the ratio of means uses the
+    means over the same seeds: ``(mean row - mean source) / (mean reference - mean source)``, steadier than
+    the mean of per-seed ratios when a seed's gap is small.
+
+    Args:
+        row: seed -> PCK of the row (e.g. RegDA).
+        source: seed -> PCK of source only (the shipped model the row started from).
+        reference: seed -> PCK of the ``1`` (the oracle or the target fine-tune).
+        digits: Round the returned numbers (``None``: unrounded).
+
+    Returns:
+        ``{"seeds", "per_seed": {seed: gap}, "summary": summary of the per-seed gaps, "ratio_of_means",
+        "undefined": seeds left out because the reference is not above source only there}``.
+
+    Raises:
+        ValueError: No seed has all three values with the reference above source only.
+
+    >>> g = gap_closed_seeds({1: 20.0, 2: 30.0}, {1: 10.0, 2: 20.0}, {1: 30.0, 2: 60.0})
+    >>> g["per_seed"], g["ratio_of_means"]
+    ({1: 0.5, 2: 0.25}, 0.3333)
+    """
+    r = (lambda v: v) if digits is None else (lambda v: round(v, digits))
+    common = sorted(s for s in set(row) & set(source) & set(reference)
+                    if None not in (row[s], source[s], reference[s]))  # fmt: skip
+    seeds = [s for s in common if reference[s] > source[s]]
+    if not seeds:
+        raise ValueError(
+            f"no seed with the row, source only and a reference above source only: row seeds {sorted(row)}, "
+            f"source {sorted(source)}, reference {sorted(reference)}"
+        )
+    per_seed = {s: (row[s] - source[s]) / (reference[s] - source[s]) for s in seeds}
+    mean = {name: statistics.fmean(side[s] for s in seeds) for name, side in
+            (("row", row), ("source", source), ("reference", reference))}  # fmt: skip
+    return {
+        "seeds": seeds,
+        "per_seed": {s: r(g) for s, g in per_seed.items()},
+        "summary": summary(per_seed.values(), digits),
+        "ratio_of_means": r((mean["row"] - mean["source"]) / (mean["reference"] - mean["source"])),
+        "undefined": [s for s in common if s not in seeds],
+    }
+
+
+def stronger_reference(
+    per_row: Mapping[str, Mapping[int, float]], candidates: Sequence[str] = ("oracle", "finetune")
+) -> str:
+    """The candidate row with the higher mean PCK over its seeds: the ``1`` of the gap closed (the first on ties).
+
+    >>> stronger_reference({"oracle": {1: 30.0, 2: 34.0}, "finetune": {1: 40.0}})
+    'finetune'
+
+    Raises:
+        ValueError: None of ``candidates`` has a value.
+    """
+    means = {}
+    for name in candidates:
+        values = [v for v in per_row.get(name, {}).values() if v is not None]
+        if values:
+            means[name] = statistics.fmean(values)
+    if not means:
+        raise ValueError(f"no reference row with values among {list(candidates)}: rows {sorted(per_row)}")
+    return max(means, key=lambda name: means[name])  # max keeps the first of equal means
+
+
+def gap_report(
+    per_row: Mapping[str, Mapping[int, float]],
+    rows: Sequence[str],
+    source: str = "source_only",
+    references: Sequence[str] = ("oracle", "finetune"),
+    digits: int | None = 4,
+) -> dict[str, Any]:
+    """:func:`gap_closed_seeds` of every row against every reference present, and which one is the stronger.
+
+    Args:
+        per_row: row -> seed -> PCK.
+        rows: The rows to report (those without values, or without a common seed, are left out).
+        source: The row of the ``0``.
+        references: The candidates for the ``1`` (:func:`stronger_reference` picks one).
+        digits: As in :func:`gap_closed_seeds`.
+
+    Returns:
+        ``{"reference": the stronger, "means": {reference: mean PCK}, "rows": {row: {reference: gap}}}``.
+    """
+    present = [name for name in references if per_row.get(name)]
+    out: dict[str, Any] = {"reference": stronger_reference(per_row, references) if present else None,
+                           "means": {name: round(statistics.fmean(per_row[name].values()), 4) for name in present},
+                           "rows": {}}  # fmt: skip
+    if source not in per_row:
+        return out
+    for row in rows:
+        if not per_row.get(row):
+            continue
+        gaps = {}
+        for ref in present:
+            try:
+                gaps[ref] = gap_closed_seeds(per_row[row], per_row[source], per_row[ref], digits)
+            except ValueError:
+                continue
+        if gaps:
+            out["rows"][row] = gaps
+    return out
+
+
+def ordering_agreement(
+    per_row: Mapping[str, Mapping[int, float]], paper: Mapping[str, float], rows: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """For each pair of rows the paper orders, the measured paired difference and whether it agrees.
+
+    The pair is written ``(higher, lower)`` in the paper's order, so a positive mean difference agrees.
+    Verdict: ``"agrees"`` when the 95 % t-interval of ``higher - lower`` lies above 0, ``"disagrees"`` when
+    below, ``"undecided"`` when it holds 0, ``"no interval"`` with a single paired seed.
+
+    Args:
+        per_row: row -> seed -> PCK.
+        paper: row -> the paper's PCK on one benchmark (:data:`PAPER_BENCHMARKS`).
+        rows: Which rows, in order (default: those of ``per_row``).
+
+    >>> out = ordering_agreement({"a": {1: 3.0, 2: 4.0}, "b": {1: 1.0, 2: 1.5}}, {"a": 10.0, "b": 5.0})
+    >>> out[0]["pair"], out[0]["difference"]["mean"], out[0]["verdict"]
+    (['a', 'b'], 2.25, 'undecided')
+    """
+    have = [r for r in (rows if rows is not None else list(per_row)) if per_row.get(r) and r in paper]
+    out = []
+    for a, b in combinations(have, 2):
+        if paper[a] == paper[b]:
+            continue
+        hi, lo = (a, b) if paper[a] > paper[b] else (b, a)
+        try:
+            diff = paired_differences(per_row[hi], per_row[lo])
+        except ValueError:  # no common seed
+            continue
+        if "ci95" not in diff:
+            verdict = "no interval"
+        elif diff["ci95"][0] > 0:
+            verdict = "agrees"
+        elif diff["ci95"][1] < 0:
+            verdict = "disagrees"
+        else:
+            verdict = "undecided"
+        out.append({"pair": [hi, lo], "paper": [paper[hi], paper[lo]], "difference": diff, "verdict": verdict})
     return out
 
 
