@@ -32,6 +32,17 @@ the L1 version of ``-L_T`` that notebook 03 compares.
 :data:`regdakit.methods.regda.OBJECTIVES` pairs them into the trainer's
 variants and :func:`regdakit.toy.adversary_loss` names them for notebook 03.
 
+The bounded pair (DD's default adversary, :mod:`regdakit.methods.dd`):
+``-L_T`` is unbounded below, so an adversary descending it never stops (it
+spreads ``f'`` ever thinner and ``L_T`` grows without limit). In the spirit
+of MDD (Zhang et al., ICML 2019: "Bridging Theory and Algorithm for Domain
+Adaptation", whose adversary descends ``-log(1 - p')``), both players here
+read one number per keypoint, the mass ``m`` of ``softmax(f')`` on the
+support of ``H(ŷ)`` (:func:`truth_log_masses`): the adversary descends
+``-log(1 - m)`` (:func:`maximise_truth_bounded`), the features ``-log m``
+(:func:`minimise_truth_bounded`). Each is >= 0, reaches 0 when its player has
+won, and saturates there, so neither can run away.
+
 >>> logits = torch.zeros(1, 2, 8, 8)
 >>> logits[0, 0, 2, 2] = logits[0, 1, 5, 6] = 1.0
 >>> truth, false = pseudo_labels(logits)
@@ -39,10 +50,13 @@ variants and :func:`regdakit.toy.adversary_loss` names them for notebook 03.
 (True, True)
 >>> bool(maximise_truth(logits, truth, false) == -ground_truth_loss(logits, logits))
 True
+>>> 0 <= float(maximise_truth_bounded(logits, truth, false)) <= -math.log(MASS_FLOOR)
+True
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -52,6 +66,7 @@ from regdakit.heatmaps import _gaussians
 from regdakit.losses import kl_heatmap_loss, l1_heatmap_distance, normalize_heatmaps, spatial_softmax
 
 __all__ = [
+    "MASS_FLOOR",
     "Objective",
     "pseudo_labels",
     "ground_false_from_truth",
@@ -65,6 +80,9 @@ __all__ = [
     "maximise_truth",
     "maximise_false",
     "maximise_truth_l1",
+    "maximise_truth_bounded",
+    "minimise_truth_bounded",
+    "truth_log_masses",
 ]
 
 
@@ -316,3 +334,88 @@ def maximise_truth_l1(adv_logits: torch.Tensor, truth: torch.Tensor, false: torc
         Scalar tensor in [-2, 0].
     """
     return -l1_heatmap_distance(spatial_softmax(adv_logits), normalize_heatmaps(truth))
+
+
+# --------------------------------------------------------------------------
+# The bounded pair: DD's adversary in the spirit of MDD. Both players read the
+# mass m of softmax(f') on the support of H(ŷ); each descends a loss >= 0 that
+# is 0 when it has won, so the game has a floor on both sides.
+# --------------------------------------------------------------------------
+
+#: The masses ``m`` and ``1 - m`` of the bounded disparities are floored here (in log space), so each
+#: loss is at most ``-log(MASS_FLOOR)`` ≈ 13.8 nats even where a support covers the whole map.
+MASS_FLOOR = 1e-6
+
+
+def truth_log_masses(adv_logits: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log m, log(1 - m))`` per keypoint, ``m`` the mass of ``softmax(f')`` on the support of ``H(ŷ)``.
+
+    The support is the cells where ``H(ŷ) > 0`` (the Gaussian is cut below 0.01, so it is a disc of
+    about ``3 sigma``). Both logs are computed as differences of log-sum-exps, so a mass near 0 or 1
+    loses no precision (``1 - m`` in floating point would round to 0 long before ``log`` sees it),
+    and are floored at ``log(MASS_FLOOR)``.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``; only where it is > 0 matters.
+
+    Returns:
+        Two ``(B, K)`` tensors in ``[log(MASS_FLOOR), 0]``.
+
+    Raises:
+        ValueError: Not ``(B, K, H, W)``, or the two shapes differ.
+    """
+    check_tensor("adv_logits", adv_logits, ("B", "K", "H", "W"))
+    check_tensor("truth", truth, ("B", "K", "H", "W"))
+    if adv_logits.shape != truth.shape:
+        raise ValueError(
+            f"adv_logits {tuple(adv_logits.shape)} and truth {tuple(truth.shape)} must have the same shape"
+        )
+    b, k = adv_logits.shape[:2]
+    logits = adv_logits.reshape(b, k, -1)  # (B, K, H*W)
+    inside = truth.reshape(b, k, -1) > 0  # (B, K, H*W)
+    # A finite "minus infinity": an empty side gives a finite log-sum-exp (then floored) and a finite gradient,
+    # where -inf would give NaN in the backward of logsumexp.
+    lowest = torch.finfo(logits.dtype).min
+    total = logits.logsumexp(dim=-1)  # (B, K)
+    log_in = torch.where(inside, logits, lowest).logsumexp(dim=-1) - total
+    log_out = torch.where(inside, lowest, logits).logsumexp(dim=-1) - total
+    floor = math.log(MASS_FLOOR)
+    return log_in.clamp(floor, 0.0), log_out.clamp(floor, 0.0)
+
+
+def maximise_truth_bounded(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``-log(1 - m)``: DD's bounded adversary, ``f'`` moves its mass off the support of ``H(ŷ)``.
+
+    The MDD-style counterpart of :func:`maximise_truth`: the adversary still maximises its disagreement
+    with ``f``, but its loss is 0 once it puts no mass where ``f`` predicts and cannot go below, so the
+    adversary stops pushing instead of spreading ``f'`` without end (``-L_T`` has no lower bound).
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``.
+        false: ``(B, K, H, W)`` ``H_F(ŷ)`` (unused).
+
+    Returns:
+        Scalar tensor in ``[0, -log(MASS_FLOOR)]``, the mean over ``B·K``.
+    """
+    _, log_out = truth_log_masses(adv_logits, truth)
+    return -log_out.mean()
+
+
+def minimise_truth_bounded(adv_logits: torch.Tensor, truth: torch.Tensor, false: torch.Tensor) -> torch.Tensor:
+    """``-log m``: the features' side of the bounded pair, ``f'`` must put its mass back on ``H(ŷ)``.
+
+    A looser ``L_T`` (``-log m <= L_T`` by Jensen's inequality), read off the same ``m`` as
+    :func:`maximise_truth_bounded`, so that both players play over one quantity.
+
+    Args:
+        adv_logits: ``(B, K, H, W)`` outputs of ``f'``.
+        truth: ``(B, K, H, W)`` ``H(ŷ)``.
+        false: ``(B, K, H, W)`` ``H_F(ŷ)`` (unused).
+
+    Returns:
+        Scalar tensor in ``[0, -log(MASS_FLOOR)]``, the mean over ``B·K``.
+    """
+    log_in, _ = truth_log_masses(adv_logits, truth)
+    return -log_in.mean()

@@ -8,7 +8,7 @@ import torch
 
 from regdakit import disparity
 from regdakit.heatmaps import encode
-from regdakit.methods import METHODS, contract, dan, dann, dd, mcd, regda
+from regdakit.methods import METHODS, contract, dan, dann, dd, dd_unbounded, mcd, regda
 from regdakit.methods.common import source_loss
 from regdakit.models import pose_resnet, scale_gradient
 
@@ -16,6 +16,9 @@ K = 5
 SIZE = 64
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: The bounded disparities' largest value, -log(MASS_FLOOR) ≈ 13.8, and float32's rounding of it.
+BOUNDED_CEILING = -math.log(disparity.MASS_FLOOR) + 1e-5
 
 
 def _batch(seed=1, b=4):
@@ -301,26 +304,99 @@ def test_mcd_feature_steps_repeat_step_c_and_need_f_prime():
 # ------------------------------------------------------------------ DD
 
 
-def test_dd_is_regdas_schedule_with_its_own_pair_of_objectives():
+@pytest.mark.parametrize(
+    ("module", "pair"),
+    [
+        (dd, (disparity.maximise_truth_bounded, disparity.minimise_truth_bounded)),
+        (dd_unbounded, (disparity.maximise_truth, disparity.minimise_truth)),
+    ],
+)
+def test_dd_is_regdas_schedule_with_its_own_pair_of_objectives(module, pair):
     batch_s, batch_t = _batch()
-    cfg = dd.Config()
+    cfg = module.Config()
     states = []
     for run in ("dd", "regda_schedule_with_dd_objectives"):
         model = _model(True)
-        opts = dd.make_optimizers(model, cfg)
+        opts = module.make_optimizers(model, cfg)
         for it in range(2):
             if run == "dd":
-                losses = dd.step(model, batch_s, batch_t, opts, cfg, it)
+                losses = module.step(model, batch_s, batch_t, opts, cfg, it)
             else:
-                pair = (disparity.maximise_truth, disparity.minimise_truth)
                 regda.iteration(model, batch_s, batch_t, opts, cfg, it, pair)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-    assert losses["B/adversary"] <= 0  # step B's own objective is -L_T
-    assert losses["C/features"] >= 0  # step C's is L_T
+    assert module.OBJECTIVES == pair
+    if module is dd:  # the bounded pair: both players descend a loss in [0, -log(MASS_FLOOR)]
+        assert 0 <= losses["B/adversary"] <= BOUNDED_CEILING
+        assert 0 <= losses["C/features"] <= BOUNDED_CEILING
+    else:
+        assert losses["B/adversary"] <= 0  # step B's own objective is -L_T
+        assert losses["C/features"] >= 0  # step C's is L_T
     # DD's objectives are its own: the section it shares with RegDA must not select a RegDA variant.
-    with pytest.raises(ValueError, match="method 'dd' has its own objectives"):
-        dd.step(_model(True), batch_s, batch_t, opts, regda.Config(objective="false_max"), 0)
+    with pytest.raises(ValueError, match="methods 'dd' and 'dd_unbounded' have their own objectives"):
+        module.step(_model(True), batch_s, batch_t, opts, regda.Config(objective="false_max"), 0)
+
+
+def test_the_bounded_pair_matches_a_hand_computed_case():
+    # One 2 x 2 map: softmax of logits (0, ln 3; 0, 0) is (1/6, 1/2; 1/6, 1/6). H(ŷ) is > 0 on the cells
+    # (0, 1) and (1, 0), so f' has m = 1/2 + 1/6 = 2/3 on it: -log(1 - m) = log 3, -log m = log 3/2.
+    logits = torch.tensor([[[[0.0, math.log(3)], [0.0, 0.0]]]])
+    truth = torch.tensor([[[[0.0, 1.0], [0.5, 0.0]]]])
+    log_in, log_out = disparity.truth_log_masses(logits, truth)
+    assert log_in.shape == log_out.shape == (1, 1)
+    assert log_in.item() == pytest.approx(math.log(2 / 3)) and log_out.item() == pytest.approx(math.log(1 / 3))
+    assert disparity.maximise_truth_bounded(logits, truth, truth).item() == pytest.approx(math.log(3))
+    assert disparity.minimise_truth_bounded(logits, truth, truth).item() == pytest.approx(math.log(1.5))
+    # The mean over B·K: a second keypoint whose support is all of the map has m = 1, so 1 - m is floored.
+    two = torch.cat([logits, logits], dim=1)
+    both = torch.cat([truth, torch.ones_like(truth)], dim=1)
+    expected = (math.log(3) - math.log(disparity.MASS_FLOOR)) / 2
+    assert disparity.maximise_truth_bounded(two, both, both).item() == pytest.approx(expected, rel=1e-5)
+    assert disparity.minimise_truth_bounded(two, both, both).item() == pytest.approx(math.log(1.5) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match=r"adv_logits \(1, 2, 2, 2\) and truth \(1, 1, 2, 2\)"):
+        disparity.truth_log_masses(two, truth)
+
+
+def test_the_bounded_adversary_has_a_floor_and_the_unbounded_one_runs_away():
+    """Many adversarial steps on free logits: -log(1 - m) settles at 0, -L_T falls without limit."""
+    truth, _ = disparity.pseudo_labels(torch.randn(2, K, 16, 16, generator=torch.Generator().manual_seed(0)), 1.0)
+    ceiling = BOUNDED_CEILING
+    final = {}
+    for objective in (disparity.maximise_truth_bounded, disparity.maximise_truth):
+        logits = (4 * truth).clone().requires_grad_()  # f' starts agreeing with f, as step A trains it to
+        opt = torch.optim.SGD([logits], lr=10.0)
+        for _ in range(300):
+            loss = objective(logits, truth, truth)
+            if objective is disparity.maximise_truth_bounded:
+                assert 0 <= loss.item() <= ceiling
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        final[objective.__name__] = loss.item()
+    assert final["maximise_truth_bounded"] < 0.1  # f' has moved its mass off H(ŷ); the loss saturates near 0
+    assert final["maximise_truth"] < -20  # -L_T: the same optimiser runs far below any floor (and on, unbounded)
+    # Analytically, for any logits and any support (none, some, all of the map): within [0, ceiling], gradient finite.
+    wild = (torch.randn(2, K, 16, 16, generator=torch.Generator().manual_seed(1)) * 1e4).requires_grad_()
+    for support in (torch.zeros_like(truth), truth, torch.ones_like(truth)):
+        for objective in (disparity.maximise_truth_bounded, disparity.minimise_truth_bounded):
+            loss = objective(wild, support, support)
+            assert 0 <= loss.item() <= ceiling
+            (grad,) = torch.autograd.grad(loss, wild)
+            assert torch.isfinite(grad).all()
+
+
+def test_many_bounded_dd_steps_keep_the_adversarys_loss_bounded():
+    batch_s, batch_t = _batch()
+    cfg = dd.Config(head_lr=0.5)  # a fast adversary: the unbounded one falls far below 0 at this rate
+    ceiling = BOUNDED_CEILING
+    for module in (dd, dd_unbounded):
+        model = _model(True)
+        opts = module.make_optimizers(model, cfg)
+        adversary = [module.step(model, batch_s, batch_t, opts, cfg, it)["B/adversary"] for it in range(25)]
+        if module is dd:
+            assert all(0 <= v <= ceiling for v in adversary), adversary
+        else:
+            assert min(adversary) < -5, adversary
 
 
 # ------------------------------------------------------------------ through the trainer
@@ -360,8 +436,9 @@ def test_the_trainer_runs_each_adaptation_method_from_the_shared_pretraining(met
 def test_method_dd_refuses_a_regda_variant():
     from regdakit import train as T
 
-    with pytest.raises(ValueError, match="method 'dd' has its own objectives"):
-        T.make_config("ci", method="dd", regda=regda.Config(objective="false_max"))
+    for method in ("dd", "dd_unbounded"):
+        with pytest.raises(ValueError, match="methods 'dd' and 'dd_unbounded' have their own objectives"):
+            T.make_config("ci", method=method, regda=regda.Config(objective="false_max"))
     with pytest.raises(ValueError, match="run --method dd"):
         T.apply_overrides(T.PRESETS["ci"], {"regda.objective": "dd"})
     dd_cfg = T.make_config("ci", method="dd")

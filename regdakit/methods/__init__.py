@@ -20,7 +20,7 @@ supervised loss ``"A/source"``); ``<name>`` is what the value is. Values that
 are not losses are metrics, ``"metric/<name>"``. The keys by method:
 
 * ``erm``, ``control``: ``A/source``;
-* ``regda``, ``dd``: ``A/source``, ``A/truth`` (``L_T`` of ``f'`` on the source),
+* ``regda``, ``dd``, ``dd_unbounded``: ``A/source``, ``A/truth`` (``L_T`` of ``f'`` on the source),
   ``B/adversary`` (the objective ``f'`` minimises on the target), ``C/features`` (the one ``psi`` minimises);
 * ``mcd``: ``A/source``, ``B/source``, ``B/discrepancy``, ``C/discrepancy``;
 * ``dan``: ``A/source``, ``A/mmd``;
@@ -41,7 +41,9 @@ The methods:
 * Baselines of the paper's Table 1, adapted to heatmaps: :mod:`~regdakit.methods.dan` (MK-MMD),
   :mod:`~regdakit.methods.dann` (domain discriminator, gradient reversal), :mod:`~regdakit.methods.mcd`
   (two heads' discrepancy), :mod:`~regdakit.methods.dd` (disparity discrepancy, RegDA's schedule with
-  its own objectives; also Table 2's first row).
+  its own objectives, the adversary bounded in the spirit of MDD).
+* :mod:`regdakit.methods.dd_unbounded`: DD with the unbounded KL adversary, Table 2's first row as the
+  RegDA paper writes it; a labelled variant (it breaks the source domain), not a baseline.
 
 The adaptation methods share RegDA's optimiser and schedule (:mod:`regdakit.methods.recipe`), so a
 comparison changes the objective only; what every method shares besides (the supervised loss, the
@@ -49,15 +51,24 @@ target-label check, one update) is :mod:`regdakit.methods.common`. :mod:`regdaki
 training method: it re-estimates BatchNorm statistics on the target.
 
 >>> sorted(METHODS)
-['control', 'dan', 'dann', 'dd', 'erm', 'mcd', 'regda']
+['control', 'dan', 'dann', 'dd', 'dd_unbounded', 'erm', 'mcd', 'regda']
 >>> all(isinstance(module, contract.Method) for module in METHODS.values())
 True
 """
 
-from regdakit.methods import adabn, common, contract, control, dan, dann, dd, erm, mcd, recipe, regda
+from regdakit.methods import adabn, common, contract, control, dan, dann, dd, dd_unbounded, erm, mcd, recipe, regda
 
 #: name -> method module (a plain dict: go-to-definition and grep work).
-METHODS = {"erm": erm, "regda": regda, "control": control, "dd": dd, "mcd": mcd, "dan": dan, "dann": dann}
+METHODS = {
+    "erm": erm,
+    "regda": regda,
+    "control": control,
+    "dd": dd,
+    "dd_unbounded": dd_unbounded,
+    "mcd": mcd,
+    "dan": dan,
+    "dann": dann,
+}
 
 __all__ = [
     "METHODS",
@@ -68,6 +79,7 @@ __all__ = [
     "dan",
     "dann",
     "dd",
+    "dd_unbounded",
     "erm",
     "mcd",
     "recipe",

@@ -11,8 +11,9 @@ beside the run and inside every checkpoint). Methods of a run:
 * ``control``: the same pre-training and schedule with the adversarial game off
   (:mod:`regdakit.methods.control`), the benchmark's control;
 * ``dd``, ``mcd``, ``dan``, ``dann``: the baselines of the paper's Table 1, from the same pre-training
-  with the same optimiser and schedule (:mod:`regdakit.methods.recipe`); RegDA's Table-2 variants are
-  ``regda`` with ``--regda.objective=dd`` (the same as ``dd``) or ``false_max``.
+  with the same optimiser and schedule (:mod:`regdakit.methods.recipe`); DD's adversary is bounded
+  (``dd_unbounded``: the unbounded KL of the paper's Table 2, a labelled variant); RegDA's other Table-2
+  variant is ``regda`` with ``--regda.objective=false_max``.
 
 One idea per module:
 

@@ -165,7 +165,7 @@ class TrainConfig:
     Attributes:
         task: ``"hands"`` or ``"bodies"``.
         method: One of :data:`RUN_METHODS`: ``"erm"``, ``"oracle"``, ``"regda"``, ``"control"`` or a
-            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"``.
+            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"`` (``"dd_unbounded"``: DD's unbounded Table-2 variant).
         source: Source domain: a synthetic domain of the task, or a real dataset name of
             :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
             ``None`` for the task's default (:data:`TASK_DOMAINS`).
