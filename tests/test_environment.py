@@ -22,7 +22,8 @@ PIP_TO_CONDA = {"torch": "pytorch"}
 CONDA_TO_PIP = {conda: pip for pip, conda in PIP_TO_CONDA.items()}
 # Conda-only entries that are tooling, not dependencies of the package.
 CONDA_TOOLING = {"python", "pip"}
-EXTRAS = ("notebooks", "dev")
+# The extras make test installs (the Makefile's `pip install -e '.[notebooks,dev,course]'`).
+EXTRAS = ("notebooks", "dev", "course")
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
 

@@ -79,9 +79,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # Set before any kernel starts: kernels inherit this environment.
     os.environ["REGDAKIT_FAST"] = "1" if args.fast else "0"
-    # The committed exercise notebooks show a run with their blanks filled by the library's
-    # reference solutions (notebooks/exercises/README.md); other notebooks ignore this.
-    os.environ.setdefault("REGDAKIT_SOLUTIONS", "1")
     # Figures should render inline into the saved outputs.
     os.environ.pop("MPLBACKEND", None)
 

@@ -6,15 +6,24 @@ they hold the solutions between ``### BEGIN SOLUTION`` / ``### END SOLUTION``,
 autograded cells with points and hidden tests between ``### BEGIN HIDDEN
 TESTS`` / ``### END HIDDEN TESTS`` (nbgrader's cell metadata and markers).
 ``setup`` copies them into a course directory, one nbgrader assignment each,
-next to an ``nbgrader_config.py``; nbgrader's own commands do the rest (see
-``notebooks/exercises/README.md``)::
+next to an ``nbgrader_config.py`` whose exchange (where released assignments
+and submissions travel) is the course directory's own ``exchange/``;
+nbgrader's commands do the rest (``notebooks/exercises/README.md`` has the
+whole path, release to feedback)::
 
     python -m regdakit.exercises.course setup ~/regda-course
     cd ~/regda-course
-    nbgrader generate_assignment ground_false          # -> release/ground_false/, the student version
-    python -m regdakit.exercises.course sample . ground_false --student demo --mistakes
-    nbgrader autograde ground_false --create           # -> autograded/demo/ground_false/
-    nbgrader generate_feedback ground_false            # -> feedback/demo/ground_false/*.html
+    python -m regdakit.exercises.course nbgrader generate_assignment ground_false   # -> release/ground_false/
+    python -m regdakit.exercises.course nbgrader release_assignment ground_false    # -> exchange/
+    ...                                                                             # students fetch and submit
+    python -m regdakit.exercises.course nbgrader collect ground_false               # -> submitted/<student>/
+    python -m regdakit.exercises.course nbgrader autograde ground_false             # -> autograded/, gradebook.db
+    python -m regdakit.exercises.course nbgrader generate_feedback ground_false     # -> feedback/<student>/*.html
+
+``nbgrader ARGS`` runs nbgrader with this interpreter, with its scripts
+folder first on ``PATH``: nbgrader runs the ``alembic`` command when it
+creates the gradebook, which a plain ``.venv/bin/nbgrader`` does not find
+unless the virtual environment is activated.
 
 ``sample`` writes a submission as a student would hand it in: the released
 notebook with its blanks filled, either with the instructor's solutions or
@@ -24,13 +33,25 @@ notebook with its blanks filled, either with the instructor's solutions or
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["ASSIGNMENTS", "MISTAKES", "notebooks_folder", "setup", "solutions_of", "write_sample", "main"]
+__all__ = [
+    "ASSIGNMENTS",
+    "MISTAKES",
+    "notebooks_folder",
+    "setup",
+    "solutions_of",
+    "write_sample",
+    "nbgrader",
+    "main",
+]
 
 #: nbgrader assignment name -> the instructor notebook in ``notebooks/exercises/``.
 ASSIGNMENTS: dict[str, str] = {
@@ -41,8 +62,13 @@ ASSIGNMENTS: dict[str, str] = {
 #: What ``setup`` writes as the course's ``nbgrader_config.py``.
 CONFIG = '''"""nbgrader configuration of the regdakit exercises: python -m regdakit.exercises.course setup."""
 
+from pathlib import Path
+
 c = get_config()  # noqa: F821 - nbgrader provides it
 c.CourseDirectory.course_id = "regdakit"
+# Released assignments and submissions travel through this folder (one machine, no shared server). On a
+# JupyterHub with a shared exchange (nbgrader's default, /usr/local/share/nbgrader/exchange), delete this line.
+c.Exchange.root = str(Path(__file__).resolve().parent / "exchange")
 # Notebook 02 loads the shipped model and predicts on 64 images; notebook 03 trains small heads: minutes, not seconds.
 c.Execute.timeout = 900
 # A kernel that dies (out of memory) is graded, not retried forever.
@@ -129,18 +155,25 @@ def solutions_of(notebook: nbformat.NotebookNode) -> dict[str, str]:
     return out
 
 
-def write_sample(course: Path, assignment: str, student: str, mistakes: bool = False) -> Path:
-    """Write ``course/submitted/<student>/<assignment>/<notebook>``: the release with its blanks filled.
+def write_sample(
+    course: Path, assignment: str, student: str = "demo", mistakes: bool = False, into: Path | None = None
+) -> Path:
+    """Write a submission: the released notebook with its blanks filled, as a student would hand it in.
 
     Args:
         course: The course directory (``nbgrader generate_assignment`` already run).
         assignment: One of :data:`ASSIGNMENTS`.
-        student: The student id.
+        student: The student id: the submission goes to ``course/submitted/<student>/<assignment>/``,
+            where ``nbgrader collect`` puts what students submit.
         mistakes: Fill with :data:`MISTAKES` instead of the solutions.
+        into: Write ``into/<assignment>/<notebook>`` instead: the copy a student fetched with
+            ``nbgrader fetch_assignment`` (then ``nbgrader submit`` hands it in through the exchange).
 
     Returns:
-        The submitted notebook.
+        The notebook written.
     """
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"unknown assignment {assignment!r}; the assignments are {sorted(ASSIGNMENTS)}")
     name = ASSIGNMENTS[assignment]
     release = course / "release" / assignment / name
     if not release.is_file():
@@ -150,19 +183,42 @@ def write_sample(course: Path, assignment: str, student: str, mistakes: bool = F
         answers.update(MISTAKES.get(assignment, {}))
     nb = nbformat.read(release, as_version=4)
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            body = answers.get(grade_id)
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            body = answers.get(meta.get("grade_id"))
             if body is not None:
                 cell.source = _STUB.sub(lambda m, body=body: body + "\n", cell.source, count=1)
-    target = course / "submitted" / student / assignment / name
+    folder = into if into is not None else course / "submitted" / student
+    target = folder / assignment / name
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
     return target
 
 
+def nbgrader(args: list[str], cwd: Path | None = None) -> int:
+    """Run ``python -m nbgrader ARGS`` with this interpreter, its scripts folder first on ``PATH``.
+
+    nbgrader starts the ``alembic`` command when it creates a gradebook, and
+    kernels named ``python``: with ``.venv/bin`` first on ``PATH`` both are
+    this environment's, whether or not the environment is activated.
+
+    Args:
+        args: nbgrader's command line, e.g. ``["autograde", "ground_false"]``.
+        cwd: Where to run it (the course directory); default the current folder.
+
+    Returns:
+        nbgrader's exit status.
+    """
+    scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    path = os.pathsep.join([*dict.fromkeys(scripts), os.environ.get("PATH", "")])
+    return subprocess.call([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env={**os.environ, "PATH": path})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nbgrader"]:  # everything after it is nbgrader's, options included
+        return nbgrader(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m regdakit.exercises.course", description=__doc__.splitlines()[0], allow_abbrev=False
     )
@@ -170,18 +226,25 @@ def main(argv: list[str] | None = None) -> int:
     p_setup = sub.add_parser("setup", help="write nbgrader_config.py and source/", allow_abbrev=False)
     p_setup.add_argument("course", type=Path)
     p_setup.add_argument("--notebooks", type=Path, help="the instructor notebooks (default: the repository's)")
-    p_sample = sub.add_parser("sample", help="write a sample submission into submitted/", allow_abbrev=False)
+    p_sample = sub.add_parser("sample", help="write a sample submission", allow_abbrev=False)
     p_sample.add_argument("course", type=Path)
     p_sample.add_argument("assignment", choices=sorted(ASSIGNMENTS))
-    p_sample.add_argument("--student", default="demo")
+    p_sample.add_argument("--student", default="demo", help="into submitted/STUDENT/ (default demo)")
+    p_sample.add_argument("--into", type=Path, help="into INTO/ASSIGNMENT/ instead: a fetched copy")
     p_sample.add_argument("--mistakes", action="store_true", help="typical mistakes instead of the solutions")
+    sub.add_parser(
+        "nbgrader",
+        help="nbgrader ARGS, run with this Python and its tools (alembic) on PATH",
+        allow_abbrev=False,
+        add_help=False,
+    )
     args = parser.parse_args(argv)
     if args.command == "setup":
         for path in setup(args.course, args.notebooks):
             print(f"wrote {path}")
-        print(f"next: cd {args.course} && nbgrader generate_assignment {next(iter(ASSIGNMENTS))}")
+        print(f"next: cd {args.course} && {parser.prog} nbgrader generate_assignment {next(iter(ASSIGNMENTS))}")
     else:
-        print(f"wrote {write_sample(args.course, args.assignment, args.student, args.mistakes)}")
+        print(f"wrote {write_sample(args.course, args.assignment, args.student, args.mistakes, args.into)}")
     return 0
 
 
