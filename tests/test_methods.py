@@ -73,7 +73,7 @@ def test_every_method_fulfils_the_contract(name):
     optimizers = method.make_optimizers(model, cfg)
     schedulers = contract.make_schedulers(method, optimizers, cfg)
     assert set(schedulers) <= set(optimizers)
-    assert set(contract.run_settings(method)) <= {"sigma"}  # the run-level settings the trainer can pass
+    assert set(contract.run_settings(method)) <= {"sigma", "adapt_iterations"}  # run-level settings the trainer passes
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))

@@ -20,9 +20,18 @@ Choices the keypoint version forces:
   (``hidden`` units), attached to the model as ``model.domain_discriminator``
   (:func:`prepare`) so checkpoints and resume carry it.
 * The reversal schedule. DANN's ``λ_p = 2 / (1 + exp(-10 p)) - 1 = tanh(5 p)``
-  over training progress ``p``; with ``p = it / reversal_iterations``
-  (:func:`reversal_lambda`), ``reversal_iterations`` should be the length of
-  the adaptation run (the trainer's ``cpu-bench`` preset sets it).
+  over training progress ``p`` (:func:`reversal_lambda`): ``p = it / T``, the
+  horizon ``T`` the whole adaptation run by default (:func:`reversal_horizon`:
+  :data:`REVERSAL_SHARE` of the run's ``adapt_iterations``, which the trainer
+  passes to :func:`step`), as DANN's ``p`` runs over its whole training; so
+  ``λ`` passes 0.9 at 30 % of the run whatever its length.
+  ``Config.reversal_iterations`` fixes ``T`` instead.
+* The weight. ``trade_off`` defaults to 0.1, not DANN's 1: adapting the
+  shipped hands model for 200 iterations, trade-off 1 took the source PCK
+  from 24.7 to 5.3 by iteration 50 (0.1: 19.8; 0: 23.5; issue 18): the
+  adaptation starts from a converged source model, and a full-weight domain
+  loss overwhelms its small supervised gradient. The comparison tunes it on a
+  small grid without target labels (:mod:`regdakit.tuning`).
 * BatchNorm. Source and target go through ``psi`` as one batch (shared
   statistics), as in the original implementation; see :mod:`regdakit.methods.dan`.
 * Optimiser. RegDA's SGD and decay for ``psi`` and ``f``; ``D`` learns at
@@ -57,6 +66,9 @@ __all__ = [
     "make_optimizers",
     "prepare",
     "reverse_gradient",
+    "REVERSAL_SHARE",
+    "RUN_SETTINGS",
+    "reversal_horizon",
     "reversal_lambda",
     "step",
 ]
@@ -65,6 +77,11 @@ __all__ = [
 PARTS = ("domain_discriminator",)
 #: One update: one backward serves every player through the reversal layer.
 STEPS = {"A": "psi, f and the domain discriminator on source and target (through gradient reversal)"}
+#: The reversal schedule's horizon is a share of the run's length: :func:`step` takes it as ``adapt_iterations=``.
+RUN_SETTINGS = ("adapt_iterations",)
+#: The reversal schedule's horizon as a share of the adaptation run: all of it (DANN's ``p`` is the progress
+#: of its whole training).
+REVERSAL_SHARE = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,16 +89,19 @@ class Config(SGDRecipe):
     """DANN's hyper-parameters; the optimiser is RegDA's (:class:`~regdakit.methods.recipe.SGDRecipe`).
 
     Attributes:
-        trade_off: Weight of the domain loss.
+        trade_off: Weight of the domain loss (0.1: DANN's 1 breaks a converged source model within a short
+            adaptation; see the module docstring).
         hidden: Hidden units of the discriminator's two layers.
-        reversal_iterations: Iterations over which ``λ`` rises as ``tanh(5 it / reversal_iterations)``.
+        reversal_iterations: ``T`` of ``λ = tanh(5 it / T)``. ``None`` (default): the run's ``adapt_iterations``
+            (:func:`reversal_horizon`), so the schedule spans the adaptation whatever its length; a number
+            fixes ``T``.
         reversal_max: ``λ``'s limit (DANN's 1).
         source_loss: ``"kl"`` or ``"mse"`` for the supervised term.
     """
 
-    trade_off: float = 1.0
+    trade_off: float = 0.1
     hidden: int = 256
-    reversal_iterations: int = 1000
+    reversal_iterations: int | None = None
     reversal_max: float = 1.0
     source_loss: str = "kl"
 
@@ -89,19 +109,35 @@ class Config(SGDRecipe):
         super().__post_init__()
         for name in ("trade_off", "reversal_max"):
             check_positive(name, getattr(self, name), allow_zero=True)
-        for name in ("hidden", "reversal_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
+        if self.reversal_iterations is not None and self.reversal_iterations < 1:
+            raise ValueError(
+                f"reversal_iterations must be >= 1 (or None: the run's length), got {self.reversal_iterations}"
+            )
         check_source_loss(self.source_loss)
 
 
-def reversal_lambda(it: int, cfg: Config) -> float:
-    """DANN's schedule ``λ = reversal_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = it / reversal_iterations``.
+def reversal_horizon(cfg: Config, adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS) -> int:
+    """``T`` of the reversal schedule: ``cfg.reversal_iterations``, or :data:`REVERSAL_SHARE` of ``adapt_iterations``.
+
+    >>> reversal_horizon(Config(), 200), reversal_horizon(Config(reversal_iterations=50), 200)
+    (200, 50)
+    """
+    if cfg.reversal_iterations is not None:
+        return cfg.reversal_iterations
+    return recipe.horizon(REVERSAL_SHARE, adapt_iterations)
+
+
+def reversal_lambda(it: int, cfg: Config, adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS) -> float:
+    """DANN's schedule ``λ = reversal_max * (2 / (1 + exp(-10 p)) - 1)``, ``p = it / T`` (:func:`reversal_horizon`).
 
     >>> round(reversal_lambda(100, Config(reversal_iterations=200)), 4)  # tanh(2.5)
     0.9866
+    >>> round(reversal_lambda(60, Config(), adapt_iterations=200), 4)  # tanh(1.5): 30 % of any run
+    0.9051
     """
-    p = it / cfg.reversal_iterations
+    p = it / reversal_horizon(cfg, adapt_iterations)
     return cfg.reversal_max * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
 
 
@@ -154,6 +190,8 @@ def step(
     optimizers: Mapping[str, torch.optim.Optimizer],
     cfg: Config,
     it: int,
+    *,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, float]:
     """One DANN iteration: one backward of ``L_src(f) + trade_off * L_domain`` through the reversal layer.
 
@@ -164,6 +202,8 @@ def step(
         optimizers: From :func:`make_optimizers`.
         cfg: Hyper-parameters.
         it: The iteration; sets ``λ`` (:func:`reversal_lambda`).
+        adapt_iterations: The run's length, the reversal schedule's default horizon (the reference's 15000
+            when not given; the trainer passes the run's).
 
     Returns:
         ``{"A/source", "A/domain", "metric/domain_accuracy"}``: the supervised loss, the discriminator's
@@ -174,7 +214,9 @@ def step(
     m, n = len(batch_s["image"]), len(batch_t["image"])
     psi = model.features(torch.cat([batch_s["image"], batch_t["image"]]))  # (m + n, C, H, W): one BatchNorm batch
     loss_src = source_loss(model.head(psi[:m]), batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
-    logits = model.domain_discriminator(reverse_gradient(pooled_features(psi), reversal_lambda(it, cfg)))  # (m + n,)
+    logits = model.domain_discriminator(
+        reverse_gradient(pooled_features(psi), reversal_lambda(it, cfg, adapt_iterations))
+    )  # (m + n,)
     is_source = torch.cat([logits.new_ones(m), logits.new_zeros(n)])
     loss_domain = nn.functional.binary_cross_entropy_with_logits(logits, is_source)
     loss = loss_src + cfg.trade_off * loss_domain

@@ -58,7 +58,7 @@ import torch
 
 from regdakit import disparity
 from regdakit.disparity import Objective
-from regdakit.methods import regda
+from regdakit.methods import recipe, regda
 from regdakit.methods.regda import Config, make_optimizers
 from regdakit.models import PoseResNet
 
@@ -108,6 +108,7 @@ def step(
     it: int,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, float]:
     """One DD iteration: :func:`regdakit.methods.regda.iteration` with DD's :data:`OBJECTIVES`.
 
@@ -120,4 +121,5 @@ def step(
         ValueError: ``cfg.objective`` is not ``"regda"`` (:func:`check_config`), or ``batch_t`` carries labels.
     """
     check_config(cfg)
-    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES, sigma=sigma)
+    run = {"sigma": sigma, "adapt_iterations": adapt_iterations}
+    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES, **run)

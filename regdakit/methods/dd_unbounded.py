@@ -27,7 +27,7 @@ import torch
 
 from regdakit import disparity
 from regdakit.disparity import Objective
-from regdakit.methods import regda
+from regdakit.methods import recipe, regda
 from regdakit.methods.dd import CONFIG_SECTION, PARTS, RUN_SETTINGS, STEPS, check_config
 from regdakit.methods.regda import Config, make_optimizers
 from regdakit.models import PoseResNet
@@ -57,6 +57,7 @@ def step(
     it: int,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, float]:
     """One iteration of :mod:`~regdakit.methods.dd`'s schedule with the unbounded pair :data:`OBJECTIVES`.
 
@@ -68,4 +69,5 @@ def step(
         ValueError: ``cfg.objective`` is not ``"regda"``, or ``batch_t`` carries labels.
     """
     check_config(cfg)
-    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES, sigma=sigma)
+    run = {"sigma": sigma, "adapt_iterations": adapt_iterations}
+    return regda.iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES, **run)

@@ -13,6 +13,17 @@ step updates on its own).
 >>> opts = make_optimizers(model, SGDRecipe(), players=("psi", "head"))
 >>> sorted(opts), [g["lr"] for g in opts["psi"].param_groups]
 (['head', 'psi'], [0.01, 0.01])
+
+The schedules inside a method (RegDA's warm start, DANN's reversal weight)
+rise over a *share* of the adaptation run, not over a fixed number of
+iterations: :func:`horizon` turns the share into iterations for the run's
+``adapt_iterations`` (the trainer passes it to the steps that take it, their
+``RUN_SETTINGS``), so a shorter or longer budget keeps each schedule's shape.
+A step called without it schedules for the reference's run,
+:data:`REFERENCE_ADAPT_ITERATIONS`.
+
+>>> horizon(1000 / 15000, 15000), horizon(1000 / 15000, 200), horizon(1000 / 15000, 2)
+(1000, 13, 1)
 """
 
 from __future__ import annotations
@@ -27,11 +38,40 @@ from torch import nn
 from regdakit._validation import check_positive
 from regdakit.models import PoseResNet, parameter_groups
 
-__all__ = ["PLAYERS", "SGDRecipe", "check_sgd_momentum", "make_optimizers", "make_schedulers", "sgd"]
+__all__ = [
+    "PLAYERS",
+    "REFERENCE_ADAPT_ITERATIONS",
+    "SGDRecipe",
+    "check_sgd_momentum",
+    "horizon",
+    "make_optimizers",
+    "make_schedulers",
+    "sgd",
+]
 
 #: The players a recipe can build optimisers for: ``psi`` (backbone + upsampling), ``f``, ``f'``, and any
 #: extra module a method attaches to the model (e.g. DANN's ``domain_discriminator``).
 PLAYERS = ("psi", "head", "head_adv")
+
+#: The reference's adaptation run, 30 epochs of 500 iterations: the length its schedules were set for
+#: (RegDA's warm start ``N`` = 1000), and the length a step assumes when it is not given the run's.
+REFERENCE_ADAPT_ITERATIONS = 15000
+
+
+def horizon(share: float, adapt_iterations: int) -> int:
+    """A schedule's length in iterations: ``max(1, round(share * adapt_iterations))``.
+
+    Args:
+        share: The schedule's length as a share of the adaptation run (> 0).
+        adapt_iterations: The run's adaptation iterations (>= 0; a run of 0 still gets a horizon of 1).
+
+    Raises:
+        ValueError: ``share`` is not > 0, or ``adapt_iterations`` is negative or not an int.
+    """
+    check_positive("share", share)
+    if isinstance(adapt_iterations, bool) or not isinstance(adapt_iterations, int) or adapt_iterations < 0:
+        raise ValueError(f"adapt_iterations must be an int >= 0, got {adapt_iterations!r}")
+    return max(1, round(share * adapt_iterations))
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,17 @@ disparity ``L_F = KL(P_F(ŷ) || f')``, both from :mod:`regdakit.disparity`
   ``f`` again, i.e. move away from the ground-false places.
 
 The gradient-scaling layer between ``psi`` and ``f'`` multiplies the gradient
-by the warm-start ``λ(it) = 0.1·tanh(it / (2N))`` (:func:`warm_start`), ``N``
-this method's ``Config.warmup_iterations``: the schedule is RegDA's, applied
-by its steps (:func:`regdakit.models.scale_gradient`); the model keeps no
-state about it. The pseudo-labels are Gaussians of the run's heatmap width
-``sigma`` (the width of the training targets), passed to :func:`step`.
+by the warm-start ``λ(it) = 0.1·tanh(it / (2N))`` (:func:`warm_start`): the
+schedule is RegDA's, applied by its steps (:func:`regdakit.models.scale_gradient`);
+the model keeps no state about it. The horizon ``N`` scales with the run
+(:func:`warmup_horizon`): the reference's ``N`` = 1000 for its 15000
+adaptation iterations is the share :data:`WARMUP_SHARE` = 1/15 of the run,
+so ``N`` = 13 for 200 iterations and 133 for 2000 (a fixed 1000 would leave
+``λ`` < 0.01 through a 200-iteration run: the game would never reach
+``psi``); ``Config.warmup_iterations`` fixes ``N`` instead. The
+pseudo-labels are Gaussians of the run's heatmap width ``sigma`` (the width of
+the training targets). Both run-level values, ``sigma`` and
+``adapt_iterations``, are passed to :func:`step` (:data:`RUN_SETTINGS`).
 
 The objectives of steps B and C are a pair of :data:`regdakit.disparity.Objective`;
 :func:`iteration` runs the schedule with any pair: RegDA's own and its Table-2
@@ -83,6 +89,7 @@ __all__ = [
     "STEPS",
     "Config",
     "TargetPass",
+    "WARMUP_SHARE",
     "iteration",
     "make_optimizers",
     "step",
@@ -93,6 +100,7 @@ __all__ = [
     "step_c_plain",
     "target_pass",
     "warm_start",
+    "warmup_horizon",
 ]
 
 #: RegDA's adversary is the head ``f'`` (the trainer builds the model with it).
@@ -105,8 +113,12 @@ STEPS = {
     "C": "psi on the target through the gradient-scaling layer, f and f' fixed",
 }
 
-#: The pseudo-labels are Gaussians of the run's heatmap width: :func:`step` takes it as ``sigma=``.
-RUN_SETTINGS = ("sigma",)
+#: The run-level settings :func:`step` takes as keywords: the pseudo-labels are Gaussians of the run's heatmap
+#: width ``sigma``, and the warm start's horizon is a share of the run's ``adapt_iterations``.
+RUN_SETTINGS = ("sigma", "adapt_iterations")
+
+#: The warm start's horizon ``N`` as a share of the adaptation run: the reference's 1000 of 15000 iterations.
+WARMUP_SHARE = 1000 / recipe.REFERENCE_ADAPT_ITERATIONS
 
 
 # --------------------------------------------------------------------------
@@ -144,9 +156,10 @@ class Config(SGDRecipe):
         margin: Weight of ``L_T`` on the source in step A (times ``trade_off``).
         trade_off: Weight of the target objectives (steps B and C).
         warmup_iterations: ``N`` of the gradient-scaling layer's warm start ``λ = hi·tanh(α·i / (2N))``
-            (``hi`` 0.1, ``α`` 1; the reference's ``N`` = 1000, for 15000 adaptation iterations), applied
-            by the steps (:func:`warm_start`). A short schedule should shorten it in proportion, or ``λ``
-            stays near 0 and the game never reaches ``psi``.
+            (``hi`` 0.1, ``α`` 1), applied by the steps (:func:`warm_start`). ``None`` (default): the
+            reference's share of the run, ``round(adapt_iterations / 15)`` (:func:`warmup_horizon`: 1000 for
+            the reference's 15000 iterations, 13 for 200), so the warm start scales with the budget; a number
+            fixes ``N`` whatever the run's length.
         source_loss: ``"kl"`` (the reference) or ``"mse"`` for the supervised source term.
         fused: One shared target forward for B and C (``True``) or the reference's three passes.
         objective: RegDA's pair of target objectives, a key of :data:`OBJECTIVES`: ``"regda"`` (the paper's)
@@ -156,7 +169,7 @@ class Config(SGDRecipe):
 
     margin: float = 4.0
     trade_off: float = 1.0
-    warmup_iterations: int = 1000
+    warmup_iterations: int | None = None
     source_loss: str = "kl"
     fused: bool = True
     objective: str = "regda"
@@ -173,17 +186,30 @@ class Config(SGDRecipe):
         check_source_loss(self.source_loss)
         for name in ("margin", "trade_off"):
             check_positive(name, getattr(self, name), allow_zero=True)
-        if self.warmup_iterations < 1:
-            raise ValueError(f"warmup_iterations must be >= 1, got {self.warmup_iterations}")
+        if self.warmup_iterations is not None and self.warmup_iterations < 1:
+            raise ValueError(
+                f"warmup_iterations must be >= 1 (or None: scaled to the run), got {self.warmup_iterations}"
+            )
 
 
-def warm_start(cfg: Config, it: int) -> float:
-    """``λ`` of the gradient-scaling layer at iteration ``it``: ``0.1·tanh(it / (2·warmup_iterations))``.
+def warmup_horizon(cfg: Config, adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS) -> int:
+    """The warm start's ``N``: ``cfg.warmup_iterations``, or :data:`WARMUP_SHARE` of ``adapt_iterations``.
 
-    >>> round(warm_start(Config(), 1000), 4)
-    0.0462
+    >>> warmup_horizon(Config(), 15000), warmup_horizon(Config(), 200), warmup_horizon(Config(warmup_iterations=7), 200)
+    (1000, 13, 7)
     """
-    return warm_start_lambda(it, max_steps=cfg.warmup_iterations)
+    if cfg.warmup_iterations is not None:
+        return cfg.warmup_iterations
+    return recipe.horizon(WARMUP_SHARE, adapt_iterations)
+
+
+def warm_start(cfg: Config, it: int, adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS) -> float:
+    """``λ`` of the gradient-scaling layer at iteration ``it``: ``0.1·tanh(it / (2N))``, ``N`` = :func:`warmup_horizon`.
+
+    >>> round(warm_start(Config(), 1000), 4), round(warm_start(Config(), 13, adapt_iterations=200), 4)
+    (0.0462, 0.0462)
+    """
+    return warm_start_lambda(it, max_steps=warmup_horizon(cfg, adapt_iterations))
 
 
 def make_optimizers(
@@ -222,6 +248,7 @@ def step_a(
     it: int,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, torch.Tensor]:
     """Step A: ``psi``, ``f``, ``f'`` minimise ``L_src(f) + margin * trade_off * L_T(f')`` on the source.
 
@@ -236,7 +263,7 @@ def step_a(
         Detached losses ``{"A/source", "A/truth"}``.
     """
     psi_s = model.features(batch_s["image"])  # (B, C, H, W)
-    y_s, y_s_adv = _both_heads(model, psi_s, warm_start(cfg, it))  # (B, K, H, W) each
+    y_s, y_s_adv = _both_heads(model, psi_s, warm_start(cfg, it, adapt_iterations))  # (B, K, H, W) each
     loss_src = source_loss(y_s, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
     loss_truth = ground_truth_loss(y_s_adv, y_s, sigma, batch_s["weight"])
     loss = loss_src + cfg.margin * cfg.trade_off * loss_truth
@@ -309,6 +336,8 @@ def step_c(
     cfg: Config,
     it: int,
     objective: Objective,
+    *,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> torch.Tensor:
     """Step C, fused: ``psi`` minimises ``trade_off * objective`` through the *updated* ``f'``; only ``psi`` steps.
 
@@ -325,7 +354,7 @@ def step_c(
     Returns:
         The detached objective (without ``trade_off``).
     """
-    y_t_adv = model.head_adv(scale_gradient(target.psi, warm_start(cfg, it)))  # (B, K, H, W)
+    y_t_adv = model.head_adv(scale_gradient(target.psi, warm_start(cfg, it, adapt_iterations)))  # (B, K, H, W)
     loss = objective(y_t_adv, target.truth, target.false)
     opt = optimizers["psi"]
     minimise(cfg.trade_off * loss, [opt], inputs=parameters(opt))
@@ -337,9 +366,11 @@ def step_c(
 # --------------------------------------------------------------------------
 
 
-def _plain_target(model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int, sigma: float) -> tuple[torch.Tensor, ...]:
+def _plain_target(
+    model: PoseResNet, x_t: torch.Tensor, cfg: Config, it: int, sigma: float, adapt_iterations: int
+) -> tuple[torch.Tensor, ...]:
     psi = model.features(x_t)  # full forward: backbone, upsampling, both heads
-    y_t, y_t_adv = _both_heads(model, psi, warm_start(cfg, it))
+    y_t, y_t_adv = _both_heads(model, psi, warm_start(cfg, it, adapt_iterations))
     truth, false = pseudo_labels(y_t, sigma)  # from y_t.detach(): f gets no gradient
     return y_t_adv, truth, false
 
@@ -353,6 +384,7 @@ def step_b_plain(
     objective: Objective,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> torch.Tensor:
     """Step B as the reference runs it: full forward and backward, only ``f'`` steps.
 
@@ -360,7 +392,7 @@ def step_b_plain(
     discarded by step C's ``zero_grad``. Kept as the reference for the
     equivalence test and the step-time benchmark.
     """
-    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma)
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma, adapt_iterations)
     loss = objective(y_t_adv, truth, false)
     minimise(cfg.trade_off * loss, [optimizers["head_adv"]])
     return loss.detach()
@@ -375,9 +407,10 @@ def step_c_plain(
     objective: Objective,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> torch.Tensor:
     """Step C as the reference runs it: a second full target forward, only ``psi`` steps."""
-    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma)
+    y_t_adv, truth, false = _plain_target(model, x_t, cfg, it, sigma, adapt_iterations)
     loss = objective(y_t_adv, truth, false)
     minimise(cfg.trade_off * loss, [optimizers["psi"]])
     return loss.detach()
@@ -393,6 +426,7 @@ def iteration(
     objectives: tuple[Objective, Objective],
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, float]:
     """Steps A, B and C with the given pair of target objectives: the schedule RegDA and DD share.
 
@@ -405,6 +439,8 @@ def iteration(
         it: The iteration, 0-based; sets the warm-start ``λ`` of all three passes.
         objectives: ``(step B's loss of f', step C's loss of psi)``.
         sigma: Width of the pseudo-labels' Gaussians, heatmap cells (the run's ``sigma``).
+        adapt_iterations: The run's length, which sets the warm start's horizon (:func:`warmup_horizon`);
+            the reference's 15000 when not given.
 
     Returns:
         ``{"A/source", "A/truth", "B/adversary", "C/features"}``: the supervised loss, ``L_T`` on the
@@ -415,15 +451,16 @@ def iteration(
     """
     check_unlabelled(batch_t)
     loss_b, loss_c = objectives
-    losses = step_a(model, batch_s, optimizers, cfg, it, sigma=sigma)
+    run = {"adapt_iterations": adapt_iterations}
+    losses = step_a(model, batch_s, optimizers, cfg, it, sigma=sigma, **run)
     x_t = batch_t["image"]
     if cfg.fused:
         target = target_pass(model, x_t, sigma)
         losses["B/adversary"] = step_b(model, target, optimizers, cfg, loss_b)
-        losses["C/features"] = step_c(model, target, optimizers, cfg, it, loss_c)
+        losses["C/features"] = step_c(model, target, optimizers, cfg, it, loss_c, **run)
     else:
-        losses["B/adversary"] = step_b_plain(model, x_t, optimizers, cfg, it, loss_b, sigma=sigma)
-        losses["C/features"] = step_c_plain(model, x_t, optimizers, cfg, it, loss_c, sigma=sigma)
+        losses["B/adversary"] = step_b_plain(model, x_t, optimizers, cfg, it, loss_b, sigma=sigma, **run)
+        losses["C/features"] = step_c_plain(model, x_t, optimizers, cfg, it, loss_c, sigma=sigma, **run)
     # One device-to-host copy for all losses: a single sync per iteration.
     values = torch.stack([v.to(torch.float64) for v in losses.values()]).tolist()
     return dict(zip(losses, values, strict=True))
@@ -438,6 +475,7 @@ def step(
     it: int,
     *,
     sigma: float = 2.0,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
 ) -> dict[str, float]:
     """One RegDA iteration: :func:`iteration` with the pair ``OBJECTIVES[cfg.objective]``.
 
@@ -445,4 +483,5 @@ def step(
         ``{"A/source", "A/truth", "B/adversary", "C/features"}``; for RegDA's own pair ``B/adversary`` is
         ``L_F`` and ``C/features`` is ``L_T`` on the target.
     """
-    return iteration(model, batch_s, batch_t, optimizers, cfg, it, OBJECTIVES[cfg.objective], sigma=sigma)
+    pair = OBJECTIVES[cfg.objective]
+    return iteration(model, batch_s, batch_t, optimizers, cfg, it, pair, sigma=sigma, adapt_iterations=adapt_iterations)

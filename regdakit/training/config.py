@@ -396,8 +396,9 @@ PRESETS: dict[str, TrainConfig] = {
     #   last quarter: about 34 CPU minutes at one thread (SGD at the reference's rates learns a from-scratch tiny
     #   backbone far more slowly: benchmarks/results/cpu_small_erm_hands.json; the recipe was chosen on the
     #   source validation set alone among the candidates of docs/source_recipe.md);
-    # * the gradient-scaling warm start shortened in proportion to the schedule: the reference's N = 1000
-    #   for 15000 adaptation iterations -> 13 for 200 (with N = 1000, lambda < 0.01 for the whole run).
+    # * 200 adaptation iterations; the methods' schedules scale with adapt_iterations by default (RegDA's warm
+    #   start N = adapt_iterations / 15, the reference's 1000 of 15000 -> 13 here; DANN's reversal horizon the
+    #   whole run: regdakit.methods.recipe.horizon), so an --adapt_iterations override keeps their shapes.
     "cpu-bench": TrainConfig(
         image_size=128,
         heatmap_size=32,
@@ -410,8 +411,6 @@ PRESETS: dict[str, TrainConfig] = {
         log_every=25,
         eval_size=256,
         erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(9000,)),
-        regda=RegDAConfig(warmup_iterations=round(1000 * 200 / 15000)),
-        dann=DANNConfig(reversal_iterations=200),  # DANN's lambda schedule spans the run, as in its paper
     ),
     # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
     # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from regdakit.methods import METHODS, contract
 from regdakit.training.config import TrainConfig, adapt_methods
 from regdakit.training.files import check_keys, read_checkpoint, read_json
 from regdakit.training.settings import config_from_dict, flatten, override_types
@@ -24,8 +25,9 @@ __all__ = ["RESUME_SAFE", "ResumeError", "check_resume", "check_resume_allow", "
 #: evaluates and checkpoints, where and with how many loader workers it runs, how long collectives wait,
 #: and the length of its last phase (to extend a finished run; never below the checkpoint's iteration).
 #: None changes the model or the batches (``pretrain_iterations`` does for the adaptation methods, whose
-#: pre-training it selects: for them it is not allowed). ``out`` and ``run_name`` only find the run:
-#: they are never compared.
+#: pre-training it selects: for them it is not allowed; ``adapt_iterations`` does for the methods whose
+#: schedules scale with it, those with it in their ``RUN_SETTINGS``: RegDA's warm start, DANN's reversal
+#: weight). ``out`` and ``run_name`` only find the run: they are never compared.
 RESUME_SAFE = (
     "eval_every",
     "log_every",
@@ -45,7 +47,12 @@ class ResumeError(ValueError):
 def _resume_safe(cfg: TrainConfig) -> tuple[str, ...]:
     """The settings of :data:`RESUME_SAFE` that may change when ``cfg``'s run resumes."""
     # adapt_methods() now, not ADAPT_METHODS: a method registered after import is an adaptation method too.
-    return tuple(k for k in RESUME_SAFE if not (k == "pretrain_iterations" and cfg.method in adapt_methods()))
+    adapting = cfg.method in adapt_methods()
+    scaled = adapting and "adapt_iterations" in contract.run_settings(METHODS[cfg.method])
+    fixed = {"pretrain_iterations"} if adapting else set()
+    if scaled:  # a longer run would stretch the schedule of the iterations still to come
+        fixed.add("adapt_iterations")
+    return tuple(k for k in RESUME_SAFE if k not in fixed)
 
 
 def check_resume_allow(cfg: TrainConfig, allow: tuple[str, ...]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from regdakit.data.synthetic import DOMAINS
-from regdakit.methods import common, erm, regda
+from regdakit.methods import common, dann, erm, regda
 from regdakit.models import BACKBONES
 from regdakit.training.config import LEGACY_SIGMA, TASK_DOMAINS, TrainConfig, real_datasets, run_methods
 from regdakit.training.files import read_json
@@ -143,14 +143,26 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
     alone, so it is dropped. Any other value is refused: no setting of this version reproduces
     pseudo-labels of another width than the targets.
 
+    Until the schedules scaled with the run, ``regda.warmup_iterations`` and ``dann.reversal_iterations``
+    were always numbers (the presets set them to the run's share by hand). A saved number equal to the
+    share this version derives from the run's ``adapt_iterations`` (:func:`regdakit.methods.regda.warmup_horizon`,
+    :func:`regdakit.methods.dann.reversal_horizon`) is the same schedule, read as ``None`` (scaled with the
+    run); any other number stays, fixed. A file without a ``dann`` section predates DANN: its horizon is
+    read as the 1000 iterations it had then (as the first shipped models' recipe records it).
+
     Raises:
         ValueError: ``regda.sigma`` differs from the run's ``sigma``.
 
     >>> upgrade_config_dict({"regda": {"sigma": 2.0, "margin": 4.0}})
-    {'regda': {'margin': 4.0}, 'sigma': 2.0}
+    {'regda': {'margin': 4.0}, 'sigma': 2.0, 'dann': {'reversal_iterations': 1000}}
+    >>> upgrade_config_dict({"sigma": 1.0, "adapt_iterations": 200, "regda": {"warmup_iterations": 13}})["regda"]
+    {'warmup_iterations': None}
     """
     if "sigma" not in data:
         data = {**data, "sigma": LEGACY_SIGMA}
+    data = _upgrade_horizons(data)
+    if "dann" not in data:
+        data = {**data, "dann": {"reversal_iterations": _DANN_HORIZON_BEFORE}}
     section = data.get("regda")
     if not isinstance(section, Mapping) or "sigma" not in section:
         return dict(data)
@@ -162,6 +174,25 @@ def upgrade_config_dict(data: Mapping[str, Any]) -> dict[str, Any]:
             "regda.sigma and set sigma to the width you want for both"
         )
     return {**data, "regda": {k: v for k, v in section.items() if k != "sigma"}}
+
+
+#: DANN's reversal horizon when it came, before it scaled with the run (the default of then).
+_DANN_HORIZON_BEFORE = 1000
+
+
+def _upgrade_horizons(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with a saved horizon equal to the one derived from its ``adapt_iterations`` set to ``None``."""
+    adapt = data.get("adapt_iterations", TrainConfig.adapt_iterations)
+    derived = {
+        ("regda", "warmup_iterations"): regda.warmup_horizon(regda.Config(), adapt),
+        ("dann", "reversal_iterations"): dann.reversal_horizon(dann.Config(), adapt),
+    }
+    out = dict(data)
+    for (name, key), value in derived.items():
+        section = out.get(name)
+        if isinstance(section, Mapping) and section.get(key) == value:
+            out[name] = {**section, key: None}
+    return out
 
 
 def config_from_dict(data: Mapping[str, Any], cls: type = TrainConfig) -> Any:
