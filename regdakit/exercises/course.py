@@ -50,6 +50,7 @@ __all__ = [
     "solutions_of",
     "write_sample",
     "nbgrader",
+    "tools_path",
     "main",
 ]
 
@@ -209,9 +210,14 @@ def nbgrader(args: list[str], cwd: Path | None = None) -> int:
     Returns:
         nbgrader's exit status.
     """
+    env = {**os.environ, "PATH": tools_path()}
+    return subprocess.call([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env)
+
+
+def tools_path() -> str:
+    """``PATH`` with this interpreter's scripts folder (``.venv/bin``: alembic, jupyter) first."""
     scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
-    path = os.pathsep.join([*dict.fromkeys(scripts), os.environ.get("PATH", "")])
-    return subprocess.call([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env={**os.environ, "PATH": path})
+    return os.pathsep.join([*dict.fromkeys(scripts), os.environ.get("PATH", "")])
 
 
 def main(argv: list[str] | None = None) -> int:
