@@ -6,8 +6,8 @@ protocol (:mod:`regdakit.methods.contract`): a frozen ``Config`` dataclass,
 adds to the detector: ``f'``, DANN's discriminator), ``make_optimizers(model,
 cfg)`` and ``step(model, batch_s, batch_t, optimizers, cfg, it)``, which holds
 the algorithm only: no logging, no devices, no meters. ``make_schedulers``,
-``prepare``, ``CONFIG_SECTION``, ``RUN_SETTINGS`` and ``check_config`` are
-optional, with defaults. Adding a method is one module and one entry in
+``prepare``, ``CONFIG_SECTION``, ``RUN_SETTINGS``, ``check_config``,
+``LABELLED_DOMAIN`` and ``TARGET_IMAGES`` are optional, with defaults. Adding a method is one module and one entry in
 :data:`METHODS`; the trainer, the command line and the tests take their lists
 of methods from it.
 
@@ -19,7 +19,7 @@ move on which data (``"A"`` is the first update; in every method it holds the
 supervised loss ``"A/source"``); ``<name>`` is what the value is. Values that
 are not losses are metrics, ``"metric/<name>"``. The keys by method:
 
-* ``erm``, ``control``: ``A/source``;
+* ``erm``, ``control``, ``continue``, ``finetune``: ``A/source``;
 * ``regda``, ``dd``, ``dd_unbounded``: ``A/source``, ``A/truth`` (``L_T`` of ``f'`` on the source),
   ``B/adversary`` (the objective ``f'`` minimises on the target), ``C/features`` (the one ``psi`` minimises);
 * ``mcd``: ``A/source``, ``B/source``, ``B/discrepancy``, ``C/discrepancy``;
@@ -38,6 +38,9 @@ The methods:
 * :mod:`regdakit.methods.regda`: RegDA's steps A, B, C, fused or as the reference's three passes,
   with its Table-2 variant ``false_max`` as ``Config.objective``.
 * :mod:`regdakit.methods.control`: RegDA's schedule without the adversarial game (the benchmark's control).
+* :mod:`regdakit.methods.continue_erm` (``"continue"``): the source-only model trained on for the same budget
+  with the same optimiser, on the source alone (the "same extra training without the method" baseline).
+* :mod:`regdakit.methods.finetune`: the same on *labelled target* batches, an upper bound like the oracle.
 * Baselines of the paper's Table 1, adapted to heatmaps: :mod:`~regdakit.methods.dan` (MK-MMD),
   :mod:`~regdakit.methods.dann` (domain discriminator, gradient reversal), :mod:`~regdakit.methods.mcd`
   (two heads' discrepancy), :mod:`~regdakit.methods.dd` (disparity discrepancy, RegDA's schedule with
@@ -51,18 +54,35 @@ target-label check, one update) is :mod:`regdakit.methods.common`. :mod:`regdaki
 training method: it re-estimates BatchNorm statistics on the target.
 
 >>> sorted(METHODS)
-['control', 'dan', 'dann', 'dd', 'dd_unbounded', 'erm', 'mcd', 'regda']
+['continue', 'control', 'dan', 'dann', 'dd', 'dd_unbounded', 'erm', 'finetune', 'mcd', 'regda']
 >>> all(isinstance(module, contract.Method) for module in METHODS.values())
 True
 """
 
-from regdakit.methods import adabn, common, contract, control, dan, dann, dd, dd_unbounded, erm, mcd, recipe, regda
+from regdakit.methods import (
+    adabn,
+    common,
+    continue_erm,
+    contract,
+    control,
+    dan,
+    dann,
+    dd,
+    dd_unbounded,
+    erm,
+    finetune,
+    mcd,
+    recipe,
+    regda,
+)
 
 #: name -> method module (a plain dict: go-to-definition and grep work).
 METHODS = {
     "erm": erm,
     "regda": regda,
     "control": control,
+    "continue": continue_erm,
+    "finetune": finetune,
     "dd": dd,
     "dd_unbounded": dd_unbounded,
     "mcd": mcd,
@@ -74,6 +94,7 @@ __all__ = [
     "METHODS",
     "adabn",
     "common",
+    "continue_erm",
     "contract",
     "control",
     "dan",
@@ -81,6 +102,7 @@ __all__ = [
     "dd",
     "dd_unbounded",
     "erm",
+    "finetune",
     "mcd",
     "recipe",
     "regda",

@@ -25,7 +25,12 @@ Optional, with the defaults of this module's functions:
   arguments, e.g. ``("sigma",)`` for a method that makes pseudo-labels of the run's heatmap width;
   default ``()``;
 * ``check_config(cfg)``: refuse (``ValueError``) a section that is valid for its class but not for this
-  method (DD shares RegDA's section but not its ``objective``); default: nothing.
+  method (DD shares RegDA's section but not its ``objective``); default: nothing;
+* ``LABELLED_DOMAIN``: the domain of the labelled batches ``batch_s`` of an adaptation run,
+  ``"source"`` (default) or ``"target"`` (the target fine-tune, an upper bound that reads target labels
+  by definition) (:func:`labelled_domain`);
+* ``TARGET_IMAGES``: whether the step takes an unlabelled target batch ``batch_t`` (default ``True``);
+  ``False``: the trainer opens no target stream and passes ``None`` (:func:`target_images`).
 
 Loss keys
 ---------
@@ -60,12 +65,14 @@ __all__ = [
     "Method",
     "check_config",
     "config_section",
+    "labelled_domain",
     "loss_key",
     "make_schedulers",
     "parts_of",
     "prepare",
     "run_settings",
     "step_of",
+    "target_images",
     "upgrade_key",
 ]
 
@@ -176,6 +183,23 @@ def config_section(name: str, method: ModuleType) -> str:
 def run_settings(method: ModuleType) -> tuple[str, ...]:
     """The run-level settings the method's ``step`` takes as keyword arguments."""
     return tuple(getattr(method, "RUN_SETTINGS", ()))
+
+
+def labelled_domain(method: ModuleType) -> str:
+    """``"source"`` or ``"target"``: the domain of the labelled batches the method's adaptation step receives.
+
+    Raises:
+        ValueError: The method declares another ``LABELLED_DOMAIN``.
+    """
+    domain = getattr(method, "LABELLED_DOMAIN", "source")
+    if domain not in ("source", "target"):
+        raise ValueError(f"{method.__name__}.LABELLED_DOMAIN must be 'source' or 'target', got {domain!r}")
+    return domain
+
+
+def target_images(method: ModuleType) -> bool:
+    """Whether the method's adaptation step takes an unlabelled target batch (else ``batch_t`` is ``None``)."""
+    return bool(getattr(method, "TARGET_IMAGES", True))
 
 
 def parts_of(model: nn.Module) -> list[str]:

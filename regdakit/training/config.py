@@ -53,7 +53,9 @@ def adapt_methods() -> tuple[str, ...]:
     """The methods that adapt a source-only pre-training with unlabelled target batches, now.
 
     Every method of :data:`regdakit.methods.METHODS` but ERM, which trains from scratch on labelled
-    batches; read when called, so that a method registered after import is one.
+    batches; read when called, so that a method registered after import is one. ``continue`` and
+    ``finetune`` count: they start from the source-only model and train ``adapt_iterations`` (their
+    labelled domain and their lack of target images are their own, :mod:`regdakit.methods.contract`).
     """
     return tuple(name for name in METHODS if name != "erm")
 
@@ -61,8 +63,10 @@ def adapt_methods() -> tuple[str, ...]:
 def run_methods() -> tuple[str, ...]:
     """What ``--method`` accepts, now: the methods of :data:`regdakit.methods.METHODS` and ``oracle``.
 
-    ``oracle`` is ERM on labelled *target* batches; ``control`` is RegDA's schedule without the
-    adversarial game (:mod:`regdakit.methods.control`).
+    ``oracle`` is ERM on labelled *target* batches from scratch; ``control`` is RegDA's schedule without
+    the adversarial game (:mod:`regdakit.methods.control`); ``continue`` and ``finetune`` train the
+    source-only model on for ``adapt_iterations`` on the source (continue-ERM) or on labelled target
+    batches (the target fine-tune, an upper bound).
     """
     return ("erm", "oracle", *adapt_methods())
 
@@ -165,7 +169,10 @@ class TrainConfig:
     Attributes:
         task: ``"hands"`` or ``"bodies"``.
         method: One of :data:`RUN_METHODS`: ``"erm"``, ``"oracle"``, ``"regda"``, ``"control"`` or a
-            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"`` (``"dd_unbounded"``: DD's unbounded Table-2 variant).
+            baseline ``"dd"``, ``"mcd"``, ``"dan"``, ``"dann"`` (``"dd_unbounded"``: DD's unbounded Table-2 variant);
+            ``"continue"`` (the source-only model trained on the source for ``adapt_iterations`` more: the
+            same extra training without a method) or ``"finetune"`` (the same on labelled *target*
+            batches: an upper bound).
         source: Source domain: a synthetic domain of the task, or a real dataset name of
             :data:`regdakit.data.real.DATASETS` (then ``source_root`` is its folder);
             ``None`` for the task's default (:data:`TASK_DOMAINS`).
@@ -193,10 +200,13 @@ class TrainConfig:
         augment: Augment training batches (rotation, crop, colour, blur).
         keep_pretrained_head: Carry ``f`` from pre-training into the adaptation (the reference's heads restart
             random).
-        init_checkpoint: An adaptation method (RegDA, the control, a baseline) starts from this source-only
-            checkpoint (a trainer checkpoint or snapshot of an ERM run, e.g. the shipped ones of
-            :mod:`regdakit.pretrained`) instead of pre-training; its architecture and task must match this
-            config. Refused for ``erm`` / ``oracle``, which train from scratch.
+        init_checkpoint: An adaptation method (RegDA, the control, a baseline, ``continue``, ``finetune``)
+            starts from this source-only checkpoint instead of the cached pre-training: the way to adapt a
+            shipped model (``--init_checkpoint=data_samples/checkpoints/hands_source_only.pt``, i.e.
+            :func:`regdakit.pretrained.checkpoint_path`; half precision is read as float32), or any trainer
+            checkpoint or snapshot of an ERM run. Its task, backbone and ``head_layers`` must match this
+            config (``pretrain_iterations`` and the ``erm`` recipe are then unused). Refused for ``erm`` /
+            ``oracle``, which train from scratch.
         seed: Seeds weights and training streams (evaluation sets are fixed).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... Under
             torchrun ``"auto"`` / ``"cuda"`` give each process ``cuda:LOCAL_RANK``. A device this machine

@@ -229,7 +229,7 @@ class _PhaseRun:
     def _check_length(self) -> None:
         """Refuse a checkpoint past the phase's end: a run cannot be shortened."""
         if self.start > self.phase.iterations:
-            length = "adapt_iterations" if self.phase.target is not None else "pretrain_iterations"
+            length = "adapt_iterations" if self.phase.name == "adapt" else "pretrain_iterations"
             raise ValueError(
                 f"the checkpoint {self.last} is at iteration {self.start}, past this run's {length}="
                 f"{self.phase.iterations}: a run cannot be shortened (its model is the later one); "

@@ -2,8 +2,9 @@
 
 One loop (:mod:`regdakit.training.loop`) runs every method of
 :data:`regdakit.methods.METHODS`; :func:`train` chooses its phases: ERM and
-the oracle train from scratch, an adaptation method starts from the
-source-only model (:mod:`regdakit.training.pretraining`). It holds the run
+the oracle train from scratch, an adaptation method (and continue-ERM and the
+target fine-tune, its baseline and upper bound) starts from the source-only
+model (:mod:`regdakit.training.pretraining`). It holds the run
 folder's lock for the whole run, writes ``config.json`` and, at the end,
 ``final.json``; a resume is checked by :mod:`regdakit.training.resume`.
 
@@ -28,7 +29,7 @@ import torch
 from regdakit import distributed
 from regdakit.data.synthetic import SKELETONS
 from regdakit.distributed import Context, DistributedError
-from regdakit.methods import contract
+from regdakit.methods import METHODS, contract
 from regdakit.models import PoseResNet
 from regdakit.training.config import TrainConfig, adapt_methods, check_device, method_config
 from regdakit.training.evaluation import evaluate
@@ -163,9 +164,14 @@ def _model_and_phase(
     """The model the run's last phase starts from, and that phase (for an adaptation, after its pre-training)."""
     if cfg.method in adapt_methods():  # all adapt the same cached source-only model
         model = adaptation_model(cfg, eval_sets, ctx, progress=progress)
-        # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches.
-        source = StreamSpec(cfg.source_domain, 2 * cfg.seed + 1, labels=True)
-        target = StreamSpec(cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
+        method = METHODS[cfg.method]
+        # Seeds 2s / 2s+1: the adaptation's streams never replay the pre-training's batches. The labelled
+        # stream is the source's, but the target's for the target fine-tune (an upper bound that declares it).
+        labelled = cfg.target_domain if contract.labelled_domain(method) == "target" else cfg.source_domain
+        source = StreamSpec(labelled, 2 * cfg.seed + 1, labels=True)
+        target = None  # continue-ERM and the fine-tune see no unlabelled target batch
+        if contract.target_images(method):
+            target = StreamSpec(cfg.target_domain, 2 * cfg.seed + 1, labels=False)  # no labels, by structure
         return model, Phase("adapt", cfg.method, method_config(cfg), cfg.adapt_iterations, cfg.run_dir, source, target)
     model = build_model(cfg, adversarial=False, seed=cfg.seed, device=ctx.device)
     # The oracle is ERM on the *target*'s labelled stream.
