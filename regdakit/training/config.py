@@ -194,6 +194,10 @@ class TrainConfig:
         pretrain_iterations: Iterations of ERM / oracle, and of the adaptation methods' pre-training.
         adapt_iterations: Iterations of the adaptation method (RegDA, the control, a baseline) after pre-training.
         eval_every: Evaluate every this many iterations (and at the end).
+        summary_evals: ``final.json``'s ``summary`` is the mean of the last this many evaluations of the run's
+            final phase, beside the last one (``metrics``): a single snapshot of a short run is noisy. With
+            ``eval_every`` >= the phase's length there is one evaluation, and the summary says so
+            (``"evaluations": 1``); give ``eval_every`` <= ``adapt_iterations / summary_evals`` for a mean.
         checkpoint_every: Write ``last.pt`` and a model snapshot every this many iterations (and at the end).
         log_every: Log mean training losses every this many iterations.
         eval_size: Images per fixed evaluation set.
@@ -246,6 +250,7 @@ class TrainConfig:
     pretrain_iterations: int = 2000
     adapt_iterations: int = 2000
     eval_every: int = 250
+    summary_evals: int = 3
     checkpoint_every: int = 500
     log_every: int = 50
     eval_size: int = 256
@@ -299,6 +304,7 @@ class TrainConfig:
             "batch_size",
             "pretrain_iterations",
             "eval_every",
+            "summary_evals",
             "checkpoint_every",
             "log_every",
             "eval_size",

@@ -22,14 +22,16 @@ __all__ = ["RESUME_SAFE", "ResumeError", "check_resume", "check_resume_allow", "
 
 
 #: Settings that ``resume_allow`` / ``--resume_allow`` may change when a run resumes: how often it logs,
-#: evaluates and checkpoints, where and with how many loader workers it runs, how long collectives wait,
-#: and the length of its last phase (to extend a finished run; never below the checkpoint's iteration).
+#: evaluates and checkpoints, how many evaluations its summary averages, where and with how many loader
+#: workers it runs, how long collectives wait, and the length of its last phase (to extend a finished run;
+#: never below the checkpoint's iteration).
 #: None changes the model or the batches (``pretrain_iterations`` does for the adaptation methods, whose
 #: pre-training it selects: for them it is not allowed; ``adapt_iterations`` does for the methods whose
 #: schedules scale with it, those with it in their ``RUN_SETTINGS``: RegDA's warm start, DANN's reversal
 #: weight). ``out`` and ``run_name`` only find the run: they are never compared.
 RESUME_SAFE = (
     "eval_every",
+    "summary_evals",
     "log_every",
     "checkpoint_every",
     "workers",

@@ -6,7 +6,8 @@ the oracle train from scratch, an adaptation method (and continue-ERM and the
 target fine-tune, its baseline and upper bound) starts from the source-only
 model (:mod:`regdakit.training.pretraining`). It holds the run
 folder's lock for the whole run, writes ``config.json`` and, at the end,
-``final.json``; a resume is checked by :mod:`regdakit.training.resume`.
+``final.json`` (the last evaluation and the mean of the last few); a resume
+is checked by :mod:`regdakit.training.resume`.
 
 Under ``torchrun`` the same :func:`train` runs in every process and trains
 with DistributedDataParallel (:mod:`regdakit.distributed`,
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,7 +34,7 @@ from regdakit.distributed import Context, DistributedError
 from regdakit.methods import METHODS, contract
 from regdakit.models import PoseResNet
 from regdakit.training.config import TrainConfig, adapt_methods, check_device, method_config
-from regdakit.training.evaluation import evaluate
+from regdakit.training.evaluation import evaluate, mean_of_last
 from regdakit.training.files import (
     CheckpointError,
     check_keys,
@@ -83,8 +85,12 @@ def train(
         progress: Show tqdm bars (rank 0 only).
 
     Returns:
-        ``{"run_dir", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}}``
-        (``metrics`` is ``None`` when stopped early); the same on every rank.
+        ``{"run_dir", "iteration", "metrics": {"source_val": {...}, "target_test": {...}}, "summary": {...}}``,
+        also written to ``<run_dir>/final.json``: ``metrics`` is the last evaluation (a snapshot) and
+        ``summary`` ``{"statistic": "mean", "evaluations": n, "iterations": [...], "metrics": {...}}`` the
+        mean of the final phase's last ``cfg.summary_evals`` evaluations (``n`` of them, fewer when the
+        phase has fewer: :func:`~regdakit.training.evaluation.mean_of_last`). When stopped early,
+        ``metrics`` is ``None`` and there is no summary. The same on every rank.
 
     Raises:
         NonFiniteLossError: A loss became NaN/Inf; ``last.pt`` still holds the last good state.
@@ -153,9 +159,20 @@ def _train(
             cfg, phase, model, eval_sets, resume=resume, stop_after=stop_after, progress=progress, ctx=ctx
         )
         result = {"run_dir": str(run_dir), "iteration": phase.iterations if metrics else stop_after, "metrics": metrics}
-        if metrics is not None and ctx.is_main:
-            write_json(result, run_dir / "final.json")
+        if metrics is not None:
+            # Rank 0 read the log it wrote; every rank returns the same summary.
+            result["summary"] = ctx.on_main(_summary, phase, cfg.summary_evals)
+            if ctx.is_main:
+                write_json(result, run_dir / "final.json")
         return result
+
+
+def _summary(phase: Phase, last: int) -> dict[str, Any]:
+    """The mean of the phase's last ``last`` evaluations, from its ``metrics.jsonl`` (:func:`mean_of_last`)."""
+    log = phase.directory / "metrics.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    evaluations = [(r["iteration"], r["eval"]) for r in records if "eval" in r and r.get("phase") == phase.name]
+    return {"statistic": "mean", **mean_of_last(evaluations, last)}
 
 
 def _model_and_phase(
