@@ -11,8 +11,12 @@ of psi and f"); ``f'`` starts random in both. ``keep_pretrained_head=False``
 restores the reference's behaviour.
 
 ``init_checkpoint`` starts an adaptation method from a given source-only
-model (e.g. a shipped one, :mod:`regdakit.pretrained`) instead of
-pre-training.
+model instead of pre-training: the documented way to adapt a shipped model
+(:mod:`regdakit.pretrained`), e.g. ``python -m regdakit train --task hands
+--method regda --preset cpu-bench --sigma=2.0
+--init_checkpoint=data_samples/checkpoints/hands_source_only.pt`` (the seed-0
+models were trained with ``sigma`` 2.0; the run must have the model's
+task, backbone, head depth, image size and ``sigma``).
 """
 
 from __future__ import annotations
@@ -199,16 +203,31 @@ def _read_cached(path: Path, map_location: torch.device | str) -> dict[str, torc
 
 
 def _initial_weights(cfg: TrainConfig, device: torch.device | str) -> dict[str, torch.Tensor]:
-    """The weights of ``cfg.init_checkpoint``, checked against ``cfg``'s task and architecture."""
+    """The weights of ``cfg.init_checkpoint``, checked against ``cfg``'s task, architecture and geometry.
+
+    The architecture (``task``, ``backbone``, ``head_layers``) must match for the weights to fit; the
+    geometry (``image_size``, ``sigma``) for the run to continue the model's training rather than change
+    its task: a model that learnt Gaussians of 2 cells on 128-pixel images, adapted with targets and
+    pseudo-labels of 1 cell, would move for that reason alone (the shipped seed-0 models are such:
+    ``sigma`` 2.0, the first version's, while the presets use :func:`~regdakit.training.config.paper_sigma`).
+    Weights of any floating dtype load (the models shipped by ``tools/ship_checkpoints.py`` are half
+    precision): ``load_state_dict`` copies them into the run's float32 model.
+    """
     path = Path(cfg.init_checkpoint)
     state = check_keys(read_checkpoint(path, device, "init_checkpoint"), path, "init_checkpoint", ("config", "model"))
     saved = state["config"]
     if not isinstance(saved, Mapping):
         raise CheckpointError(f"init_checkpoint {path} is not a regdakit checkpoint (its 'config' is not a dict)")
-    for key in ("task", "backbone", "head_layers"):
-        if saved.get(key) != getattr(cfg, key):
+    # A config saved before the sigma setting trained on Gaussians of LEGACY_SIGMA cells.
+    found = {"sigma": LEGACY_SIGMA, **saved}
+    for key in ("task", "backbone", "head_layers", "image_size", "sigma"):
+        if found.get(key) != getattr(cfg, key):
+            hint = f": pass --{key}={found.get(key)}" if key in ("image_size", "sigma") else ""
+            if key == "image_size":
+                hint += f" --heatmap_size={found.get(key) // 4}" if isinstance(found.get(key), int) else ""
             raise ValueError(
-                f"init_checkpoint {cfg.init_checkpoint} has {key}={saved.get(key)!r}, this run {getattr(cfg, key)!r}"
+                f"init_checkpoint {cfg.init_checkpoint} has {key}={found.get(key)!r}, this run "
+                f"{getattr(cfg, key)!r}{hint}"
             )
     return state["model"]
 
