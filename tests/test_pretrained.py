@@ -77,6 +77,15 @@ def test_every_shipped_model_loads_with_its_recipe_and_log(task):
         assert path.stat().st_size < 3e6 and log.read_text().count('"eval"') >= 1
 
 
+def test_the_shipped_checkpoints_stay_within_their_size_budget():
+    # the teaching-benchmark-v2 issue: at most 3 MB per model and 30 MB for every shipped file together
+    folder = pretrained.checkpoint_path("hands").parent
+    files = [path for path in folder.iterdir() if path.is_file()]
+    assert any(path.suffix == ".pt" for path in files)
+    assert all(path.stat().st_size < 3e6 for path in files if path.suffix == ".pt")
+    assert sum(path.stat().st_size for path in files) < 30e6
+
+
 def test_shipping_halves_the_weights_and_refuses_another_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "PRESET", "ci")  # the shipping steps on a 30-iteration run
     cfg = pretrained.retrain_config("hands", 2, out=tmp_path)
