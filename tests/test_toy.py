@@ -4,7 +4,7 @@ import torch
 import regdakit.toy as toy
 from regdakit.disparity import pseudo_labels
 from regdakit.losses import normalize_heatmaps
-from regdakit.methods import dd, mcd, regda
+from regdakit.methods import dd_unbounded, mcd, regda
 
 
 def test_adversary_gradient_is_q_minus_p():
@@ -19,8 +19,8 @@ def test_adversary_gradient_is_q_minus_p():
 
 
 #: Notebook 03's adversary objectives -> the trainer's function (method, 0 for step B or 1 for step C).
-TRAINER = {"min_false": ("regda", 0), "min_truth": ("regda", 1), "max_kl": ("dd", 0)}
-PAIRS = {"regda": regda.OBJECTIVES["regda"], "dd": dd.OBJECTIVES}
+TRAINER = {"min_false": ("regda", 0), "min_truth": ("regda", 1), "max_kl": ("dd_unbounded", 0)}
+PAIRS = {"regda": regda.OBJECTIVES["regda"], "dd_unbounded": dd_unbounded.OBJECTIVES}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

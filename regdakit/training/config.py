@@ -208,9 +208,9 @@ class TrainConfig:
             starts from this source-only checkpoint instead of the cached pre-training: the way to adapt a
             shipped model (``--init_checkpoint=data_samples/checkpoints/hands_source_only.pt``, i.e.
             :func:`regdakit.pretrained.checkpoint_path`; half precision is read as float32), or any trainer
-            checkpoint or snapshot of an ERM run. Its task, backbone and ``head_layers`` must match this
-            config (``pretrain_iterations`` and the ``erm`` recipe are then unused). Refused for ``erm`` /
-            ``oracle``, which train from scratch.
+            checkpoint or snapshot of an ERM run. Its task, backbone, ``head_layers`` and ``image_size``
+            must match this config, and another ``sigma`` is warned of (``pretrain_iterations`` and the
+            ``erm`` recipe are then unused). Refused for ``erm`` / ``oracle``, which train from scratch.
         seed: Seeds weights and training streams (evaluation sets are fixed).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``... Under
             torchrun ``"auto"`` / ``"cuda"`` give each process ``cuda:LOCAL_RANK``. A device this machine

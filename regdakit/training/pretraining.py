@@ -15,8 +15,8 @@ model instead of pre-training: the documented way to adapt a shipped model
 (:mod:`regdakit.pretrained`), e.g. ``python -m regdakit train --task hands
 --method regda --preset cpu-bench --sigma=2.0
 --init_checkpoint=data_samples/checkpoints/hands_source_only.pt`` (the seed-0
-models were trained with ``sigma`` 2.0; the run must have the model's
-task, backbone, head depth, image size and ``sigma``).
+models were trained with ``sigma`` 2.0; the run must have the model's task,
+backbone, head depth and image size, and is warned of another ``sigma``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -205,11 +206,11 @@ def _read_cached(path: Path, map_location: torch.device | str) -> dict[str, torc
 def _initial_weights(cfg: TrainConfig, device: torch.device | str) -> dict[str, torch.Tensor]:
     """The weights of ``cfg.init_checkpoint``, checked against ``cfg``'s task, architecture and geometry.
 
-    The architecture (``task``, ``backbone``, ``head_layers``) must match for the weights to fit; the
-    geometry (``image_size``, ``sigma``) for the run to continue the model's training rather than change
-    its task: a model that learnt Gaussians of 2 cells on 128-pixel images, adapted with targets and
-    pseudo-labels of 1 cell, would move for that reason alone (the shipped seed-0 models are such:
-    ``sigma`` 2.0, the first version's, while the presets use :func:`~regdakit.training.config.paper_sigma`).
+    The architecture (``task``, ``backbone``, ``head_layers``) and ``image_size`` must match (an error):
+    the weights must fit, and the model must see images of the size it learnt. Another ``sigma`` is a
+    :class:`UserWarning`: a model that learnt Gaussians of 2 cells, adapted with targets and pseudo-labels
+    of 1 cell, moves for that reason alone (the shipped seed-0 models are such: ``sigma`` 2.0, the first
+    version's, while the presets use :func:`~regdakit.training.config.paper_sigma`: pass ``--sigma=2.0``).
     Weights of any floating dtype load (the models shipped by ``tools/ship_checkpoints.py`` are half
     precision): ``load_state_dict`` copies them into the run's float32 model.
     """
@@ -220,15 +221,24 @@ def _initial_weights(cfg: TrainConfig, device: torch.device | str) -> dict[str, 
         raise CheckpointError(f"init_checkpoint {path} is not a regdakit checkpoint (its 'config' is not a dict)")
     # A config saved before the sigma setting trained on Gaussians of LEGACY_SIGMA cells.
     found = {"sigma": LEGACY_SIGMA, **saved}
-    for key in ("task", "backbone", "head_layers", "image_size", "sigma"):
+    for key in ("task", "backbone", "head_layers", "image_size"):
         if found.get(key) != getattr(cfg, key):
-            hint = f": pass --{key}={found.get(key)}" if key in ("image_size", "sigma") else ""
-            if key == "image_size":
-                hint += f" --heatmap_size={found.get(key) // 4}" if isinstance(found.get(key), int) else ""
+            hint = ""
+            if key == "image_size" and isinstance(found.get(key), int):
+                hint = f": pass --image_size={found[key]} --heatmap_size={found[key] // 4}"
             raise ValueError(
-                f"init_checkpoint {cfg.init_checkpoint} has {key}={found.get(key)!r}, this run "
-                f"{getattr(cfg, key)!r}{hint}"
+                f"init_checkpoint {cfg.init_checkpoint} has {key}={found.get(key)!r}, this run {getattr(cfg, key)!r}"
+                f"{hint}"
             )
+    if found["sigma"] != cfg.sigma:
+        # A warning, not an error, while notebook 04 adapts the seed-0 models at the presets' sigma.
+        warnings.warn(
+            f"init_checkpoint {cfg.init_checkpoint} was trained with sigma={found['sigma']!r}, this run has "
+            f"sigma={cfg.sigma!r}: its targets and pseudo-labels change width, which alone moves the model "
+            f"(pass --sigma={found['sigma']} to adapt it as it was trained)",
+            UserWarning,
+            stacklevel=2,
+        )
     return state["model"]
 
 
