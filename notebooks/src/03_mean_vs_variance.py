@@ -136,9 +136,10 @@ print("maximisation moved the variance; minimisation moved the mean")
 #
 # These objectives are not written for this notebook: `toy.adversary_loss` calls
 # the functions of `rk.disparity` that the trainer's steps minimise
-# (`rk.methods.regda.OBJECTIVES` and `rk.methods.dd.OBJECTIVES`: one pair per variant of Table 2).
+# (`rk.methods.regda.OBJECTIVES` and `rk.methods.dd_unbounded.OBJECTIVES`: one pair per variant of Table 2).
 # `min_false` and `min_truth` are RegDA's steps B and C, `max_kl` is step B of
-# Disparity Discrepancy (`--method dd`), and `max_l1` is MCD's L1 discrepancy
+# Disparity Discrepancy as Table 2 writes it (`--method dd_unbounded`; the DD
+# baseline, `--method dd`, bounds its adversary), and `max_l1` is MCD's L1 discrepancy
 # taken to `H(ŷ)` instead of to the main head's softmax. The cell below
 # evaluates the toy's objectives and the trainer's on the same logits.
 
@@ -148,7 +149,7 @@ adv_logits = torch.randn(main_logits.shape)  # any f′
 trainer_objective = {
     "min_false": regda.OBJECTIVES["regda"][0],  # RegDA, step B: f′ minimises L_F
     "min_truth": regda.OBJECTIVES["regda"][1],  # RegDA, step C: ψ minimises L_T
-    "max_kl": rk.methods.dd.OBJECTIVES[0],  # DD, step B: f′ maximises L_T
+    "max_kl": rk.methods.dd_unbounded.OBJECTIVES[0],  # DD of Table 2, step B: f′ maximises L_T
 }
 for name, objective in trainer_objective.items():
     torch.testing.assert_close(
