@@ -8,6 +8,7 @@ differently from the library, must pass.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from pathlib import Path
@@ -491,6 +492,10 @@ CHECKERS = [
     ex.check_ground_false_distribution,
     ex.check_kl_loss,
     ex.check_ground_false_loss,
+    ex.check_error_landing,
+    ex.check_rotated_chance,
+    ex.check_step_b,
+    ex.check_step_c,
 ]
 
 
@@ -819,6 +824,316 @@ def test_hidden_check_passes_a_right_answer_and_fails_a_fitted_one(name, right):
         ex.hidden_check(name, crash, seed=1)
 
 
+# --- error landing and chance model (c) (exercise notebook 01) --------------------------------------------
+
+
+def student_landing(pred, gt, visible, radius, mistake=None):
+    """A student's error_landing, vectorised with cdist; ``mistake`` injects one typical error."""
+    b, k = visible.shape
+    targets = pred if mistake == "to_prediction" else gt
+    dist = torch.cdist(pred, targets)  # (B, K, K): prediction k to keypoint j
+    own = torch.linalg.vector_norm(pred - gt, dim=-1)
+    wrong = visible & ((own > radius) if mistake == "less_equal" else (own >= radius))
+    usable = ~torch.eye(k, dtype=torch.bool)
+    if mistake != "invisible_targets":
+        usable = usable & visible[:, None, :]
+    dist = dist.masked_fill(~usable, math.inf)
+    if mistake == "first":  # the first keypoint within the radius, by index
+        within = dist < radius
+        nearest = torch.where(
+            within.any(-1), within.float().argmax(-1), torch.zeros_like(within[..., 0], dtype=torch.long)
+        )
+        near = within.any(-1)
+    else:
+        near_dist, nearest = dist.min(-1)
+        near = near_dist < radius
+    codes = torch.full((b, k), -1 if mistake == "invisible_code" else -2)
+    codes[visible] = -1
+    codes[wrong] = -1 if mistake == "background_code" else k
+    hit = wrong & near
+    codes[hit] = nearest[hit]
+    if mistake == "positions":
+        return pred
+    return codes
+
+
+def landing_with(mistake):
+    return lambda p, g, v, r: student_landing(p, g, v, r, mistake)
+
+
+def test_error_landing_correct_blank_and_reference():
+    assert ex.check_error_landing(student_landing).status == "correct"
+    assert ex.check_error_landing(stub).status == "not attempted"
+    assert reference(ex.check_error_landing(ex.solution("error_landing")), "solution('error_landing')")
+    import regdakit as rk
+
+    fb = ex.check_error_landing(lambda p, g, v, r: rk.metrics.error_landing(p, g, v, r).landing)
+    assert reference(fb, "metrics.error_landing")
+    fb = ex.check_error_landing(lambda p, g, v, r: rk.metrics.landing_chance(p, g, v, r).n_wrong)
+    assert reference(fb, "metrics.landing_chance")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("less_equal", ["exactly `radius` from its own keypoint is wrong (radius 2 here)", "strictly"]),
+        ("invisible_targets", ["landed on a keypoint that is invisible", "only visible keypoints"]),
+        ("first", ["lands on the nearest one, not the first"]),
+        ("to_prediction", ["near j's true position `gt`, not near j's prediction"]),
+        ("invisible_code", ["an invisible keypoint should get code -2 (got -1)"]),
+        ("background_code", ["a background landing should get code 6 (got -1)"]),
+        ("positions", ["should have shape (24, 6), got (24, 6, 2)", "one code per (image, keypoint)"]),
+    ],
+)
+def test_error_landing_diagnoses(mistake, needles):
+    assert incorrect(ex.check_error_landing(landing_with(mistake)), *needles)
+
+
+def student_rotated(pred, gt, visible, radius, angles, mistake=None):
+    """A student's chance model (c): loops over the wrong predictions; ``mistake`` injects one typical error."""
+    if mistake == "linspace":
+        theta = torch.linspace(0, 2 * math.pi, angles)
+    elif mistake == "degrees":
+        theta = torch.arange(angles) * 360.0 / angles
+    else:
+        theta = torch.arange(angles) * 2 * math.pi / angles
+    rotation = torch.stack(
+        [torch.stack([theta.cos(), -theta.sin()], -1), torch.stack([theta.sin(), theta.cos()], -1)], -2
+    )
+    b, k = visible.shape
+    shares = []
+    for i in range(b):
+        for kk in range(k):
+            if not visible[i, kk]:
+                continue
+            if torch.linalg.vector_norm(pred[i, kk] - gt[i, kk]) < radius:
+                if mistake == "all_predictions":
+                    shares.append(torch.tensor(0.0))
+                continue
+            centre = torch.zeros(2) if mistake == "origin" else gt[i, kk]
+            moved = centre + rotation @ (pred[i, kk] - centre)  # (angles, 2)
+            others = [j for j in range(k) if j != kk and (visible[i, j] or mistake == "invisible_targets")]
+            shares.append((torch.cdist(moved, gt[i, others]) < radius).any(-1).float().mean())
+    share = torch.stack(shares).mean()
+    return {"percent": 100 * share, "per_prediction": torch.stack(shares)}.get(mistake, share)
+
+
+def rotated_with(mistake):
+    return lambda p, g, v, r, a: student_rotated(p, g, v, r, a, mistake)
+
+
+def test_rotated_chance_correct_blank_and_reference():
+    assert ex.check_rotated_chance(student_rotated).status == "correct"
+    assert ex.check_rotated_chance(stub).status == "not attempted"
+    import regdakit as rk
+
+    fb = ex.check_rotated_chance(lambda p, g, v, r, a: rk.metrics.landing_chance(p, g, v, r, angles=a).rotated_errors)
+    assert reference(fb, "metrics.landing_chance")
+
+    # error_landing is a building block the notebook allows here (for the wrong predictions).
+    def with_library_landing(p, g, v, r, a):
+        assert rk.metrics.error_landing(p, g, v, r).n_wrong > 0
+        return student_rotated(p, g, v, r, a)
+
+    assert ex.check_rotated_chance(with_library_landing).status == "correct"
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("all_predictions", ["average over the wrong predictions only"]),
+        ("origin", ["around the true keypoint gt", "not the prediction around the origin"]),
+        ("linspace", ["evenly spaced over [0, 2π)", "repeats θ = 0 at 2π"]),
+        ("degrees", ["cos and sin take radians"]),
+        ("invisible_targets", ["only visible keypoints can be hit"]),
+        ("percent", ["a share between 0 and 1, not a percentage"]),
+        ("per_prediction", ["return one number", "got a tensor of shape"]),
+    ],
+)
+def test_rotated_chance_diagnoses(mistake, needles):
+    assert incorrect(ex.check_rotated_chance(rotated_with(mistake)), *needles)
+
+
+# --- RegDA's steps B and C (exercise notebook 04) ---------------------------------------------------------
+
+
+def student_step_b(model, x_t, optimizers, trade_off, sigma, mistake=None):
+    """A student's step B: one forward, pseudo-labels of f, f' on detached features; ``mistake`` injects one error."""
+    import regdakit as rk
+
+    psi = model.features(x_t)
+    with torch.no_grad():
+        y = model.head_adv(psi) if mistake == "labels_from_adv" else model.head(psi)
+    truth, false = rk.disparity.pseudo_labels(y, sigma)
+    y_adv = model.head_adv(psi if mistake == "all_players" else psi.detach())
+    if mistake == "truth":
+        loss = rk.losses.kl_heatmap_loss(y_adv, truth)
+    elif mistake == "dd":
+        loss = -rk.losses.kl_heatmap_loss(y_adv, truth)
+    else:
+        loss = rk.losses.kl_heatmap_loss(y_adv, false)
+    objective = {"maximise": -trade_off * loss, "no_trade_off": loss}.get(mistake, trade_off * loss)
+    players = list(optimizers.values()) if mistake == "all_players" else [optimizers["head_adv"]]
+    if mistake != "no_zero_grad":
+        for opt in players:
+            opt.zero_grad()
+    objective.backward()
+    if mistake != "no_step":
+        for opt in players:
+            opt.step()
+    if mistake == "eval":
+        model.eval()
+    return {"return_scaled": trade_off * loss.detach(), "no_return": None, "return_after": loss * 0 + 9.0}.get(
+        mistake, loss.detach()
+    )
+
+
+def student_step_c(model, x_t, optimizers, trade_off, sigma, lam, mistake=None):
+    """A student's step C: f' through the gradient-scaling layer, only psi steps; ``mistake`` injects one error."""
+    import regdakit as rk
+
+    psi = model.features(x_t)
+    with torch.no_grad():
+        y = model.head_adv(psi) if mistake == "labels_from_adv" else model.head(psi)
+    truth, false = rk.disparity.pseudo_labels(y, sigma)
+    scaled = {"no_scale": psi, "reverse": rk.models.reverse_gradient(psi, lam)}.get(
+        mistake, rk.models.scale_gradient(psi, lam)
+    )
+    y_adv = model.head_adv(scaled)
+    if mistake == "false":
+        loss = rk.losses.kl_heatmap_loss(y_adv, false)
+    elif mistake == "false_max":
+        loss = -rk.losses.kl_heatmap_loss(y_adv, false)
+    else:
+        loss = rk.losses.kl_heatmap_loss(y_adv, truth)
+    objective = {"maximise": -trade_off * loss, "no_trade_off": loss}.get(mistake, trade_off * loss)
+    players = [optimizers["psi"], optimizers["head_adv"]] if mistake == "adv_too" else [optimizers["psi"]]
+    if mistake != "no_zero_grad":
+        for opt in players:
+            opt.zero_grad()
+    objective.backward()
+    if mistake != "no_step":
+        for opt in players:
+            opt.step()
+    return {"return_scaled": trade_off * loss.detach(), "no_return": None}.get(mistake, loss.detach())
+
+
+def step_b_with(mistake):
+    return lambda m, x, o, t, s: student_step_b(m, x, o, t, s, mistake)
+
+
+def step_c_with(mistake):
+    return lambda m, x, o, t, s, lam: student_step_c(m, x, o, t, s, lam, mistake)
+
+
+def test_steps_correct_blank_and_reference():
+    import regdakit as rk
+    from regdakit.methods import regda
+
+    assert ex.check_step_b(student_step_b).status == "correct"
+    assert ex.check_step_c(student_step_c).status == "correct"
+    assert ex.check_step_b(stub).status == "not attempted"
+    assert ex.check_step_c(stub).status == "not attempted"
+    assert reference(ex.check_step_b(ex.solution("step_b")), "solution('step_b')")
+
+    def library_c(m, x, o, t, s, lam):
+        return regda.step_c(m, regda.target_pass(m, x, s), o, regda.Config(trade_off=t), 9, rk.disparity.minimise_truth)
+
+    assert reference(ex.check_step_c(library_c), "regda.step_c")
+
+    def library_iteration(m, x, o, t, s):
+        return regda.iteration(m, {}, {"image": x}, o, regda.Config(trade_off=t), 0, regda.OBJECTIVES["regda"])
+
+    assert reference(ex.check_step_b(library_iteration), "regda.iteration")
+
+
+def test_the_library_steps_are_what_the_checker_writes_out():
+    # The checker's plain update (every variant starts from it) equals the library's fused steps B and C.
+    from regdakit import disparity
+    from regdakit.exercises import steps
+
+    case = steps.step_case(4)
+    library_b, _ = steps._library(case, "b")
+    library_c, _ = steps._library(case, "c")
+    assert steps._same(steps.update(case, ("head_adv",), disparity.minimise_false), library_b)
+    assert steps._same(steps.update(case, ("psi",), disparity.minimise_truth, detach=False, lam=case.lam), library_c)
+    assert steps._changed(library_b) == ["f′ (the adversary)"] and steps._changed(library_c) == ["ψ (the features)"]
+    # The solution's λ route: the library's step C reached through an iteration of a long warm start.
+    model = copy.deepcopy(case.model)
+    ex.solution("step_c")(model, case.x_t, steps.make_sgd(model, case.lr), case.trade_off, case.sigma, case.lam)
+    after = dict(model.named_parameters())
+    moved = {n: float((after[n] - p).detach().abs().max()) for n, p in case.model.named_parameters()}
+    assert max(moved[n] for n in moved if n.startswith("backbone.")) > 0
+    assert max(moved[n] for n in moved if n.startswith("head")) == 0
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("all_players", ["your step B changed ψ (the features)", "only f′ (the adversary) trains"]),
+        ("no_step", ["f′ (the adversary) did not change"]),
+        ("maximise", ["f′ moved away from the ground false: L_F went up", "*minimises* L_F"]),
+        ("no_zero_grad", ["old gradients", "optimizers['head_adv'].zero_grad()"]),
+        ("no_trade_off", ["ignores trade_off (0.25)"]),
+        ("truth", ["f′ moved towards f's own prediction H(ŷ): that is L_T"]),
+        ("dd", ["f′ maximised L_T, the adversary of Disparity Discrepancy"]),
+        ("labels_from_adv", ["your pseudo-labels come from f′"]),
+        ("eval", ["left the model in eval mode"]),
+        ("return_scaled", ["return L_F itself, not trade_off · L_F"]),
+        ("return_after", ["return L_F before the update"]),
+        ("no_return", ["the update is right; now return L_F"]),
+    ],
+)
+def test_step_b_diagnoses(mistake, needles):
+    assert incorrect(ex.check_step_b(step_b_with(mistake)), *needles)
+
+
+@pytest.mark.parametrize(
+    ("mistake", "needles"),
+    [
+        ("adv_too", ["your step C changed f′ (the adversary)", "only ψ (the features) trains"]),
+        ("no_step", ["ψ (the features) did not change"]),
+        ("maximise", ["L_T went up", "*minimises* L_T"]),
+        ("reverse", ["L_T went up", "gradient reversal"]),
+        ("no_scale", ["not scaled", "scale_gradient(psi, lam)"]),
+        ("no_zero_grad", ["old gradients", "optimizers['psi'].zero_grad()"]),
+        ("no_trade_off", ["ignores trade_off (0.25)"]),
+        ("false", ["ψ minimised L_F", "step C minimises L_T"]),
+        ("false_max", ["ψ maximised L_F", "Table 2's variant"]),
+        ("labels_from_adv", ["your pseudo-labels come from f′"]),
+        ("return_scaled", ["return L_T itself, not trade_off · L_T"]),
+    ],
+)
+def test_step_c_diagnoses(mistake, needles):
+    assert incorrect(ex.check_step_c(step_c_with(mistake)), *needles)
+
+
+def test_hidden_checks_of_the_new_exercises():
+    right = {
+        "error_landing": student_landing,
+        "rotated_chance": student_rotated,
+        "step_b": student_step_b,
+        "step_c": student_step_c,
+    }
+    for name, fn in right.items():
+        for seed in range(2):
+            ex.hidden_check(name, fn, seed=seed)
+
+    # Answers fitted to the visible case: its trade_off, its radius.
+    def fitted_b(m, x, o, t, s):
+        return student_step_b(m, x, o, 0.25, s)
+
+    def fitted_landing(p, g, v, r):
+        return student_landing(p, g, v, 2.0)
+
+    with pytest.raises(ex.CheckFailed, match="hidden test with another tiny model and settings fails"):
+        ex.hidden_check("step_b", fitted_b, seed=0)
+    with pytest.raises(ex.CheckFailed, match="hidden test with other inputs"):
+        ex.hidden_check("error_landing", fitted_landing, seed=0)
+    with pytest.raises(ex.CheckFailed, match="library's own"):
+        ex.hidden_check("step_b", ex.solution("step_b"), seed=0)
+
+
 # --- the diagnoses the notebooks promise ------------------------------------------------------------------
 
 #: Every diagnosis the exercise notebooks quote, with a deliberately wrong function that must produce it.
@@ -830,6 +1145,13 @@ PROMISED = {
     ),
     "the KL is the wrong way round": (ex.check_kl_loss, lambda z, t: student_kl(z, t, "reverse")),
     "softmax missing": (ex.check_kl_loss, lambda z, t: student_kl(z, t, "no_softmax")),
+    "a prediction exactly `radius` from its own keypoint is wrong": (
+        ex.check_error_landing,
+        landing_with("less_equal"),
+    ),
+    "average over the wrong predictions only": (ex.check_rotated_chance, rotated_with("all_predictions")),
+    "your step B changed ψ": (ex.check_step_b, step_b_with("all_players")),
+    "the gradient from f′ into ψ is not scaled": (ex.check_step_c, step_c_with("no_scale")),
 }
 
 
@@ -868,6 +1190,10 @@ def test_the_package_offers_the_public_api_its_callers_use():
         "check_ground_false_distribution",
         "check_kl_loss",
         "check_ground_false_loss",
+        "check_error_landing",
+        "check_rotated_chance",
+        "check_step_b",
+        "check_step_c",
     ]
     assert all(getattr(ex, name) is not None for name in ex.__all__)
     assert sorted(ex.EXERCISES) == sorted(c.__name__.removeprefix("check_") for c in CHECKERS)

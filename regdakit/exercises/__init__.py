@@ -25,7 +25,15 @@ The exercises (name: the student's function -> the library's reference):
 * ``kl_loss``: ``kl_loss(logits, target) -> scalar`` -> :func:`regdakit.losses.kl_heatmap_loss`
   (:func:`check_kl_loss`);
 * ``ground_false_loss``: ``ground_false_loss(adv_logits, main_logits) -> scalar``, ``L_F``
-  (:func:`check_ground_false_loss`).
+  (:func:`check_ground_false_loss`);
+* ``error_landing``: ``error_landing(pred, gt, visible, radius) -> (B, K)`` landing codes
+  -> ``regdakit.metrics.error_landing(...).landing`` (:func:`check_error_landing`);
+* ``rotated_chance``: ``rotated_chance(pred, gt, visible, radius, angles) -> float``, chance model (c)
+  -> ``regdakit.metrics.landing_chance(...).rotated_errors`` (:func:`check_rotated_chance`);
+* ``step_b``: ``step_b(model, x_t, optimizers, trade_off, sigma) -> L_F``, RegDA's step B
+  -> :func:`regdakit.methods.regda.step_b` (:func:`check_step_b`);
+* ``step_c``: ``step_c(model, x_t, optimizers, trade_off, sigma, lam) -> L_T``, RegDA's step C
+  -> :func:`regdakit.methods.regda.step_c` (:func:`check_step_c`).
 
 **Graded use.** In the course notebooks (``notebooks/exercises/``; an
 instructor turns them into nbgrader assignments, see the README there) the
@@ -59,8 +67,10 @@ modules of this package are
   comparing with the reference and with typical mistakes);
 * one module per topic, with its checkers: :mod:`~regdakit.exercises.encoding`
   (``encode``), :mod:`~regdakit.exercises.evaluation` (``pck``),
-  :mod:`~regdakit.exercises.ground_false` (Eq. 1 and 2) and
-  :mod:`~regdakit.exercises.kl_losses` (the KL loss and ``L_F``);
+  :mod:`~regdakit.exercises.ground_false` (Eq. 1 and 2),
+  :mod:`~regdakit.exercises.kl_losses` (the KL loss and ``L_F``),
+  :mod:`~regdakit.exercises.landing` (where wrong predictions land, chance model (c)) and
+  :mod:`~regdakit.exercises.steps` (RegDA's steps B and C on a tiny model);
 * :mod:`~regdakit.exercises.grading` — :func:`hidden_check`;
 * :mod:`~regdakit.exercises.course` — the nbgrader course directory
   (``python -m regdakit.exercises.course setup DIR``).
@@ -77,7 +87,9 @@ from regdakit.exercises.evaluation import check_pck
 from regdakit.exercises.grading import hidden_check
 from regdakit.exercises.ground_false import check_ground_false, check_ground_false_distribution
 from regdakit.exercises.kl_losses import check_ground_false_loss, check_kl_loss
+from regdakit.exercises.landing import check_error_landing, check_rotated_chance
 from regdakit.exercises.solutions import EXERCISES, Blank, exercise, reference_blocked, solution
+from regdakit.exercises.steps import check_step_b, check_step_c
 
 __all__ = [
     "EXERCISES",
@@ -95,4 +107,8 @@ __all__ = [
     "check_ground_false_distribution",
     "check_kl_loss",
     "check_ground_false_loss",
+    "check_error_landing",
+    "check_rotated_chance",
+    "check_step_b",
+    "check_step_c",
 ]

@@ -56,8 +56,10 @@ __all__ = [
 
 #: nbgrader assignment name -> the instructor notebook in ``notebooks/exercises/``.
 ASSIGNMENTS: dict[str, str] = {
+    "sparse_density": "01_sparse_density_exercise.ipynb",
     "ground_false": "02_ground_false_exercise.ipynb",
     "mean_vs_variance": "03_mean_vs_variance_exercise.ipynb",
+    "regda_steps": "04_regda_steps_exercise.ipynb",
 }
 
 #: What ``setup`` writes as the course's ``nbgrader_config.py``.
@@ -70,7 +72,7 @@ c.CourseDirectory.course_id = "regdakit"
 # Released assignments and submissions travel through this folder (one machine, no shared server). On a
 # JupyterHub with a shared exchange (nbgrader's default, /usr/local/share/nbgrader/exchange), delete this line.
 c.Exchange.root = str(Path(__file__).resolve().parent / "exchange")
-# Notebook 02 loads the shipped model and predicts on 64 images; notebook 03 trains small heads: minutes, not seconds.
+# Notebooks 01 and 02 load the shipped model and predict; 03 trains small heads; 04 a tiny detector: minutes at most.
 c.Execute.timeout = 900
 # A kernel that dies (out of memory) is graded, not retried forever.
 c.Execute.interrupt_on_timeout = True
@@ -79,6 +81,25 @@ c.Execute.interrupt_on_timeout = True
 #: Assignment -> solution cell (grade_id) -> the body of a typical mistake, as a student would write it.
 #: A function body missing here keeps the instructor's solution; ``None`` leaves the blank as released.
 MISTAKES: dict[str, dict[str, str | None]] = {
+    "sparse_density": {
+        # a prediction exactly at the radius counted as correct (rotated_chance keeps the solution)
+        "error_landing": (
+            "    codes = torch.full(visible.shape, -2, dtype=torch.long)\n"
+            "    for b in range(visible.shape[0]):\n"
+            "        for k in range(visible.shape[1]):\n"
+            "            if not visible[b, k]:\n"
+            "                continue\n"
+            "            if (pred[b, k] - gt[b, k]).norm() <= radius:\n"
+            "                codes[b, k] = -1\n"
+            "                continue\n"
+            "            codes[b, k], best = visible.shape[1], radius\n"
+            "            for j in range(visible.shape[1]):\n"
+            "                d = (pred[b, k] - gt[b, j]).norm()\n"
+            "                if j != k and visible[b, j] and d < best:\n"
+            "                    codes[b, k], best = j, d\n"
+            "    return codes"
+        ),
+    },
     "ground_false": {
         # calls the library's own implementation: no credit, and the feedback says so
         "encode": "    return rk.heatmaps.encode(keypoints, visible, heatmap_size, stride, sigma)[0]",
@@ -97,6 +118,20 @@ MISTAKES: dict[str, dict[str, str | None]] = {
         "kl_loss": (
             "    q = target.flatten(2) / target.flatten(2).sum(-1, keepdim=True)\n"
             "    return (torch.special.xlogy(q, q) - q * logits.flatten(2)).sum(-1).mean()"
+        ),
+    },
+    "regda_steps": {
+        # f' straight on psi: the gradient into psi is not scaled by λ (step_b keeps the solution)
+        "step_c": (
+            "    psi = model.features(x_t)\n"
+            "    with torch.no_grad():\n"
+            "        logits = model.head(psi)\n"
+            "    truth, _ = rk.disparity.pseudo_labels(logits, sigma)\n"
+            "    loss = rk.losses.kl_heatmap_loss(model.head_adv(psi), truth)\n"
+            "    optimizers['psi'].zero_grad()\n"
+            "    (trade_off * loss).backward()\n"
+            "    optimizers['psi'].step()\n"
+            "    return loss.detach()"
         ),
     },
 }

@@ -4,8 +4,9 @@ The graded cells of the course notebooks (``notebooks/exercises/``, built
 into nbgrader assignments by :mod:`regdakit.exercises.course`) first run the
 visible check (``verify(check_*(fn))``), then, between nbgrader's hidden-test
 markers, :func:`hidden_check` with a seed only the instructor's copy shows:
-other batch sizes, keypoint counts, map sizes, strides and sigmas, so that an
-answer fitted to the visible case's sizes fails. Like the checkers, it runs
+other batch sizes, keypoint counts, map sizes, strides, sigmas and radii (for
+the training steps: another tiny model, batch, ``trade_off``, ``sigma`` and
+``λ``), so that an answer fitted to the visible case fails. Like the checkers, it runs
 the student's function with the library's reference blocked.
 """
 
@@ -47,6 +48,16 @@ def _inputs(name: str, seed: int) -> tuple[tuple[object, ...], str]:
         pred = gt + torch.randn(8 * b, k, 2, generator=g) * 3
         visible = torch.rand(8 * b, k, generator=g) > 0.3
         return (pred, gt, visible, 3.5), f"B={8 * b}, K={k}, threshold 3.5"
+    if name in ("error_landing", "rotated_chance"):
+        from regdakit.exercises.landing import landing_case
+
+        pred, gt, visible, _ = landing_case(seed=100 + seed, b=8 * b, k=k + 3)  # K >= 7: no hand-made sample
+        radius = 1.5 + 0.25 * (seed % 3)
+        what = f"B={8 * b}, K={k + 3}, radius {radius}"
+        if name == "error_landing":
+            return (pred, gt, visible, radius), what
+        angles = 36 + 12 * (seed % 4)
+        return (pred, gt, visible, radius, angles), f"{what}, {angles} angles"
     truth, false = pseudo_labels(torch.randn(b, k, h, w, generator=g))
     if name == "ground_false":
         return (truth,), f"B={b}, K={k}, {h} x {w} maps"
@@ -61,7 +72,7 @@ def _inputs(name: str, seed: int) -> tuple[tuple[object, ...], str]:
 
 
 def _agrees(name: str, got: object, want: object) -> bool:
-    if name == "pck":
+    if name in ("pck", "rotated_chance"):
         try:
             return abs(float(got) - float(want)) < 1e-5  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -86,6 +97,15 @@ def hidden_check(name: str, fn: Callable, seed: int) -> None:
         CheckFailed: The function is blank, raises, calls the library's reference or disagrees with it.
     """
     _check_name(name)
+    if name in ("step_b", "step_c"):
+        from regdakit.exercises.steps import step_outcome
+
+        fb = step_outcome(name, fn, 100 + seed)  # another model, batch, trade_off, sigma and λ
+        if fb.status == "incorrect" and "library's own" not in fb.message:
+            fb = incorrect(name, f"a hidden test with another tiny model and settings fails: {fb.message}")
+        if not fb:
+            raise CheckFailed(fb)
+        return
     args, what = _inputs(name, seed)
     want = EXERCISES[name][0](*args)
     prefix = f"a hidden test with other inputs ({what})"

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from regdakit import disparity, heatmaps, losses, metrics
+from regdakit.methods import regda
 
 __all__ = ["EXERCISES", "BLOCKED", "solution", "exercise", "Blank", "ReferenceUsed", "reference_blocked"]
 
@@ -54,6 +56,32 @@ def _ref_ground_false_loss(adv_logits, main_logits):
     return _original("ground_false_loss")(adv_logits, main_logits)
 
 
+def _ref_error_landing(pred, gt, visible, radius=3.2):
+    return _original("error_landing")(pred, gt, visible, radius, map_size=1).landing
+
+
+def _ref_rotated_chance(pred, gt, visible, radius=3.2, angles=360):
+    return _original("rotated_chance")(pred, gt, visible, radius, map_size=1, angles=angles).rotated_errors
+
+
+def _ref_step_b(model, x_t, optimizers, trade_off=1.0, sigma=2.0):
+    target = regda.target_pass(model, x_t, sigma)
+    cfg = regda.Config(trade_off=trade_off)
+    return _original("step_b")(model, target, optimizers, cfg, disparity.minimise_false)
+
+
+def _ref_step_c(model, x_t, optimizers, trade_off=1.0, sigma=2.0, lam=0.05):
+    # The library's step C takes the iteration `it` and applies λ = 0.1·tanh(it / (2N)); with N = 10^6 an
+    # iteration gives any 0 <= λ < 0.1 to 1e-6.
+    if not 0 <= lam < 0.1:
+        raise ValueError(f"RegDA's warm start gives 0 <= lam < 0.1, got {lam}")
+    horizon = 10**6
+    it = round(2 * horizon * math.atanh(lam / 0.1))
+    cfg = regda.Config(trade_off=trade_off, warmup_iterations=horizon)
+    target = regda.target_pass(model, x_t, sigma)
+    return _original("step_c")(model, target, optimizers, cfg, it, disparity.minimise_truth)
+
+
 #: Exercise name -> the library functions that answer it, as (module, attribute); the first is the reference.
 #: While a checker runs a student's function for that exercise, each of them is unavailable.
 BLOCKED: dict[str, tuple[tuple[Any, str], ...]] = {
@@ -63,6 +91,10 @@ BLOCKED: dict[str, tuple[tuple[Any, str], ...]] = {
     "ground_false_distribution": ((disparity, "ground_false_distribution"), (losses, "normalize_heatmaps")),
     "kl_loss": ((losses, "kl_heatmap_loss"), (losses, "kl_per_keypoint")),
     "ground_false_loss": ((disparity, "ground_false_loss"),),
+    "error_landing": ((metrics, "error_landing"), (metrics, "landing_chance")),
+    "rotated_chance": ((metrics, "landing_chance"), (metrics, "_rotated_error_chance")),
+    "step_b": ((regda, "step_b"), (regda, "step_b_plain"), (regda, "iteration"), (regda, "step")),
+    "step_c": ((regda, "step_c"), (regda, "step_c_plain"), (regda, "iteration"), (regda, "step")),
 }
 
 #: The library's functions as imported, before any blocking.
@@ -84,6 +116,10 @@ EXERCISES: dict[str, tuple[Callable[..., Any], str]] = {
     "ground_false_distribution": (_ref_ground_false_distribution, "ground_false_distribution(ground_false)"),
     "kl_loss": (_ref_kl_loss, "kl_loss(logits, target)"),
     "ground_false_loss": (_ref_ground_false_loss, "ground_false_loss(adv_logits, main_logits)"),
+    "error_landing": (_ref_error_landing, "error_landing(pred, gt, visible, radius)"),
+    "rotated_chance": (_ref_rotated_chance, "rotated_chance(pred, gt, visible, radius, angles)"),
+    "step_b": (_ref_step_b, "step_b(model, x_t, optimizers, trade_off, sigma)"),
+    "step_c": (_ref_step_c, "step_c(model, x_t, optimizers, trade_off, sigma, lam)"),
 }
 
 
