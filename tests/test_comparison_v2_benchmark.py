@@ -1,0 +1,206 @@
+"""benchmarks/comparison_v2.py end to end at the ``ci`` preset with stand-in checkpoints (seconds), and its parts."""
+
+import dataclasses
+import importlib
+import json
+import sys
+import time
+
+import pytest
+import torch
+
+from tests._repo import ROOT
+
+
+@pytest.fixture(scope="module")
+def v2():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        yield importlib.import_module("comparison_v2")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _stand_in(path, task, seed, method="erm"):
+    """A freshly initialised ``ci`` detector saved as a trainer checkpoint: stands in for a shipped model."""
+    from regdakit import training as T
+
+    cfg = T.make_config("ci", task=task, method=method, seed=seed % 100)
+    model = T.build_model(cfg, adversarial=False, seed=seed)
+    torch.save({"config": dataclasses.asdict(cfg), "model": model.state_dict()}, path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from regdakit import pretrained
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    for seed in (1, 2, 3):
+        _stand_in(folder / pretrained.checkpoint_path("hands", seed).name, "hands", seed)
+    # Seed 2's oracle is missing; seed 1's has other weights than the source-only model of seed 1.
+    _stand_in(folder / pretrained.oracle_path("hands", None, 1).name, "hands", 101, "oracle")
+    return folder
+
+
+def _rows():
+    from regdakit.training.config import run_methods
+
+    return ["source_only", *(r for r in ("continue", "finetune") if r in run_methods()), "control", "dan", "regda",
+            "oracle"]  # fmt: skip
+
+
+def _argv(tmp, checkpoints, *extra):
+    return ["--tasks", "hands", "--seeds", "1", "2", "--baseline_seeds", "1", "2", "--tuning_seed", "3",
+            "--rows", *_rows(), "--grid", "0.1", "1", "--preset", "ci", "--adapt_iterations", "4", "--evals", "2",
+            "--last_evals", "2", "--workers", "0", "--out", str(tmp / "runs"), "--results", str(tmp / "results"),
+            "--checkpoints", str(checkpoints), *extra]  # fmt: skip
+
+
+def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, one_thread):
+    v2.main(_argv(tmp_path, checkpoints))
+    result = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
+    hands = result["tasks"]["hands"]
+    assert result["not_available"] == ["oracle of hands seed 2"]
+    assert result["jobs_done"] == result["jobs_planned"]
+    # The tuning: both tuned rows chose a grid value on seed 3, and the reported runs used it.
+    for row in ("dan", "regda"):
+        choice = hands["tuning"][row]
+        assert choice["chosen_trade_off"] in (0.1, 1.0) and choice["status"] in ("chosen", "tie", "none_within_margin")
+        assert hands["rows"][row]["trade_off"] == [choice["chosen_trade_off"]]
+    jobs = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "jobs").glob("*.json")}
+    assert {"tuning-hands-regda-seed3-t0.1", "tuning-hands-regda-seed3-t1", "tuning-hands-source_only-seed3"} <= set(
+        jobs
+    )
+    assert not any(j["seed"] == 3 for j in jobs.values() if j["stage"] == "reported")  # the tuning seed never reported
+    # Every adaptation started from its seed's (stand-in) source-only model, for the one budget.
+    for job in jobs.values():
+        if job.get("kind") == "adaptation":
+            assert job["init_checkpoint"].endswith(f"hands_source_only_seed{job['seed']}.pt")
+            assert job["settings"]["adapt_iterations"] == 4 and job["iterations"] == [2, 4]
+            assert job["settings"]["summary_evals"] == 2 and job["settings"]["warm_start_horizon"] >= 1
+            assert job["wall_s"] >= 0 and "neg_entropy" in job["label_free"]
+    # Rows over seeds, paired differences, gap closed against the oracle, the paper's order.
+    regda = hands["rows"]["regda"]
+    assert regda["seeds"] == [1, 2] and regda["target"]["pck@0.05/all"]["n"] == 2
+    assert regda["minus"]["source_only"]["seeds"] == [1, 2] and regda["minus"]["control"]["seeds"] == [1, 2]
+    assert hands["rows"]["oracle"]["seeds"] == [1]
+    assert hands["gap_closed"]["reference"] in ("oracle", "finetune")
+    assert "CPU hours by stage" not in capsys.readouterr().out
+    assert hands["paper_benchmark"] == "RHD -> H3D" and set(hands["ordering"]) == {"RHD -> H3D"}
+    assert hands["flags"]["limit_points"] == 10.0
+    text = (tmp_path / "results" / "comparison_v2.md").read_text()
+    assert "paper, RHD -> H3D" in text and "tuning (seed 3, never reported)" in text
+    # Resumable: a second invocation trains nothing and finds every job done.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "jobs").glob("*.json")}
+    start = time.perf_counter()
+    v2.main(_argv(tmp_path, checkpoints))
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "jobs").glob("*.json")} == stamps
+    again = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
+    assert len(again["invocations"]) == 2 and time.perf_counter() - start < 30
+    assert again["tasks"]["hands"]["rows"]["regda"] == regda
+
+
+def test_dry_run_lists_the_jobs_and_their_cost(v2, checkpoints, tmp_path, capsys):
+    rates = {"preset": "ci", "evaluation_s": 2.0, "eval_sets_s": 1.0,
+             "methods": {m: {"iteration_s": 0.5, "fixed_s": 10.0} for m in ("erm", "control", "dan", "regda")}}  # fmt: skip
+    (tmp_path / "rates.json").write_text(json.dumps(rates))
+    v2.main(_argv(tmp_path, checkpoints, "--dry-run", "--rates", str(tmp_path / "rates.json")))
+    out = capsys.readouterr().out
+    assert "tuning-hands-regda-seed3-t0.1" in out and "reported-hands-regda-seed2" in out
+    assert "rates read from" in out and "the largest adapt_iterations" in out and "CPU hours by stage" in out
+    assert not (tmp_path / "results").exists()  # nothing run, nothing written
+    # An adaptation job: fixed 10 s + 4 iterations x 0.5 s + 2 evaluations x 2 s = 16 s; an evaluation 3 s.
+    jobs, _ = v2.plan(["hands"], [1, 2], [1, 2], 3, ["source_only", "regda"], (0.1, 1.0),
+                      {**_settings(tmp_path, checkpoints)})  # fmt: skip
+    est = v2.estimate(jobs, rates, _settings(tmp_path, checkpoints))
+    assert est["per_job_s"]["reported-hands-regda-seed1"] == 16.0
+    assert est["per_job_s"]["reported-hands-source_only-seed1"] == 3.0
+    assert est["total_cpu_hours"] == round((3 * 3.0 + 4 * 16.0) / 3600, 2)  # 3 evaluations, 2 tuning + 2 reported
+
+
+def _settings(tmp, checkpoints):
+    return {"preset": "ci", "adapt_iterations": 4, "evals": 2, "last_evals": 2, "out": str(tmp / "runs"),
+            "results": str(tmp / "results"), "checkpoints": str(checkpoints), "validator": "neg_entropy",
+            "margin": 5.0, "workers": 2}  # fmt: skip
+
+
+def test_the_plan_refuses_a_reported_tuning_seed_and_trains_missing_models(v2, checkpoints, tmp_path):
+    s = _settings(tmp_path, checkpoints)
+    with pytest.raises(ValueError, match="tuning seed 2 is among the reported seeds"):
+        v2.plan(["hands"], [1, 2], [1], 2, ["regda"], (1.0,), s)
+    with pytest.raises(ValueError, match="--baseline_seeds"):
+        v2.plan(["hands"], [1, 2], [4], 3, ["regda"], (1.0,), s)
+    jobs, missing = v2.plan(["hands"], [1, 2], [1], 7, ["source_only", "dan", "oracle"], (0.1, 1.0), s)
+    assert [j.id for j in jobs["pretrain"]] == ["pretrain-hands-source_only-seed7"]  # no stand-in of seed 7
+    assert [j.id for j in jobs["tuned"]] == ["reported-hands-dan-seed1"]  # DAN is not core: baseline seeds only
+    assert missing == ["oracle of hands seed 2"]
+
+
+def test_reported_metrics_are_the_mean_of_the_last_evaluations(v2, tmp_path):
+    def ev(phase, it, src, tgt):
+        e = {"source_val": {"pck@0.05/all": src, "pck@0.1/all": src}, "target_test": {"pck@0.05/all": tgt,
+             "pck@0.1/all": 2 * tgt}}  # fmt: skip
+        return json.dumps({"phase": phase, "iteration": it, "eval": e})
+
+    # A log without final.json's summary (a run of an earlier version): the mean computed from the log.
+    log = tmp_path / "metrics.jsonl"
+    lines = [
+        ev("pretrain", 10, 0.9, 0.9),
+        ev("adapt", 2, 0.5, 0.1),
+        ev("adapt", 4, 0.6, 0.2),
+        json.dumps({"phase": "adapt", "iteration": 5, "train": {"A/source": 1.0}}),
+        ev("adapt", 6, 0.7, 0.3),
+        ev("adapt", 6, 0.7, 0.3),
+    ]  # fmt: skip  (6 logged twice: a resume)
+    log.write_text("\n".join(lines) + "\n")
+    out = v2.reported_metrics(tmp_path, 2)
+    assert out["iterations"] == [4, 6]
+    assert out["target_test"] == {"pck@0.05/all": 25.0, "pck@0.1/all": 50.0}
+    assert out["source_val"]["pck@0.05/all"] == 65.0 and out["last_iteration"]["target_test"]["pck@0.05/all"] == 30.0
+    # With final.json's summary (the trainer's own mean), that is read.
+    summary = {
+        "evaluations": 2,
+        "iterations": [4, 6],
+        "metrics": {
+            "source_val": {"pck@0.05/all": 0.5, "pck@0.1/all": 0.6},
+            "target_test": {"pck@0.05/all": 0.1, "pck@0.1/all": 0.2},
+        },
+    }
+    last = {
+        "source_val": {"pck@0.05/all": 0.4, "pck@0.1/all": 0.4},
+        "target_test": {"pck@0.05/all": 0.3, "pck@0.1/all": 0.3},
+    }
+    (tmp_path / "final.json").write_text(json.dumps({"summary": summary, "metrics": last}))  # fmt: skip
+    out = v2.reported_metrics(tmp_path, 2)
+    assert out["target_test"] == {"pck@0.05/all": 10.0, "pck@0.1/all": 20.0}
+    assert out["last_iteration"]["target_test"]["pck@0.05/all"] == 30.0
+    (tmp_path / "final.json").unlink()
+    log.write_text(json.dumps({"phase": "adapt", "iteration": 1, "train": {}}) + "\n")
+    with pytest.raises(ValueError, match="no evaluation"):
+        v2.reported_metrics(tmp_path, 3)
+
+
+def test_one_budget_for_every_method_with_horizons_that_scale(v2):
+    from regdakit.training import make_config, replace_values
+
+    cfg = v2.budget_config(make_config("cpu-bench"), 1500, 10, 3)
+    assert (cfg.adapt_iterations, cfg.eval_every, cfg.checkpoint_every, cfg.summary_evals) == (1500, 150, 150, 3)
+    assert cfg.regda.warmup_iterations is None and cfg.dann.reversal_iterations is None  # scaled by the methods
+    with pytest.raises(ValueError, match="need adapt_iterations >= 1"):
+        v2.budget_config(cfg, 0, 10)
+    with pytest.raises(ValueError, match="1 <= last_evals <= evals"):
+        v2.budget_config(cfg, 100, 2, 3)
+    with pytest.raises(ValueError, match="scale with adapt_iterations"):
+        v2.budget_config(replace_values(cfg, {"regda.warmup_iterations": 13}), 100, 10)
+
+
+def test_choices_read_no_target_number(v2):
+    def job(row, t, src, score):  # no target_test at all: reading it would raise KeyError
+        return {"stage": "tuning", "task": "hands", "row": row, "trade_off": t, "source_val": {"pck@0.05/all": src},
+                "label_free": {"neg_entropy": score}}  # fmt: skip
+
+    results = [job("source_only", None, 60.0, None), job("regda", 0.1, 58.0, -2.0), job("regda", 1.0, 40.0, -1.0),
+               {**job("dan", 0.1, 0.0, None), "failed": "NaN"}, job("dan", 1.0, 59.0, -3.0)]  # fmt: skip
+    out = v2.choices(results, {"validator": "neg_entropy", "margin": 5.0})
+    assert out["hands"]["regda"]["chosen_trade_off"] == 0.1 and out["hands"]["regda"]["kept"] == [0.1]
+    assert out["hands"]["dan"]["chosen_trade_off"] == 1.0 and out["hands"]["dan"]["failed"] == [0.1]
