@@ -12,7 +12,9 @@ and the block has a dozen. The driver below runs the README's lines in order in 
 ``course ...`` line through :func:`regdakit.exercises.course.main`), so the path costs one set of
 imports plus the two graded notebook runs (fast mode: 16 images): about 20 s here. What the
 ``course nbgrader`` wrapper adds to a plain nbgrader run (this interpreter, its tools on ``PATH``)
-is tested on its own below.
+is tested on its own below. Every assignment's solutions and typical mistakes are also scored
+without nbgrader (its graded cells run in this process, hidden tests included), which pins the
+points the README states for each in a few seconds.
 """
 
 from __future__ import annotations
@@ -227,3 +229,56 @@ def test_every_typical_mistake_fills_a_blank_of_its_assignment(tmp_path, assignm
         assert (body or "raise NotImplementedError()") in answers, grade_id
     blanks = sum(body is None for body in course.MISTAKES[assignment].values())
     assert answers.count("raise NotImplementedError()") == blanks  # the others keep the solutions
+
+
+#: Assignment -> (points of the solutions, points of the typical mistakes), as the README states them.
+SCORES = {"sparse_density": (7, 3), "ground_false": (13, 2), "mean_vs_variance": (6, 0), "regda_steps": (8, 4)}
+
+
+def graded_in_process(course_dir: Path, assignment: str, student: str) -> dict[str, float]:
+    """grade_id -> points: the student's answer cells, then the instructor's graded cells (hidden tests included).
+
+    What ``nbgrader autograde`` scores, without a kernel and without the notebook's other cells (the
+    first code cell, the imports, runs first): a graded cell earns its points when it raises nothing.
+    """
+    name = course.ASSIGNMENTS[assignment]
+    submitted = nbformat.read(course_dir / "submitted" / student / assignment / name, as_version=4)
+    source = nbformat.read(course_dir / "source" / assignment / name, as_version=4)
+    answers = [
+        c.source for c in submitted.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    ]
+    graded = [c for c in source.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    imports = next(c.source for c in source.cells if c.cell_type == "code")
+    namespace: dict[str, object] = {}
+    exec(compile(imports, "imports", "exec"), namespace)  # noqa: S102 - the repository's own notebook
+    for code in answers:
+        exec(compile(code, "answer", "exec"), namespace)  # noqa: S102
+    points = {}
+    for cell in graded:
+        meta = cell.metadata.nbgrader
+        try:
+            exec(compile(cell.source, meta.grade_id, "exec"), namespace)  # noqa: S102
+        except AssertionError:
+            points[meta.grade_id] = 0.0
+        else:
+            points[meta.grade_id] = float(meta.points)
+    return points
+
+
+@pytest.mark.parametrize("assignment", sorted(SCORES))
+def test_every_assignment_scores_full_for_the_solutions_and_partial_for_the_mistakes(tmp_path, assignment):
+    # generate_assignment's stand-in, as above; the release's blanks filled by `course sample`.
+    course.setup(tmp_path)
+    name = course.ASSIGNMENTS[assignment]
+    nb = nbformat.read(tmp_path / "source" / assignment / name, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = course._SOLUTION.sub(r"\1# YOUR CODE HERE\n\1raise NotImplementedError()\n", cell.source)
+    (tmp_path / "release" / assignment).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "release" / assignment / name)
+    course.write_sample(tmp_path, assignment, "right")
+    course.write_sample(tmp_path, assignment, "wrong", mistakes=True)
+    full, partial = SCORES[assignment]
+    right = graded_in_process(tmp_path, assignment, "right")
+    assert sum(right.values()) == full and all(right.values()), right
+    assert sum(graded_in_process(tmp_path, assignment, "wrong").values()) == partial

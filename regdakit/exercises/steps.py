@@ -280,7 +280,8 @@ def _diagnose(case: StepCase, which: str, got: dict[str, torch.Tensor], want: di
             ),
             (
                 lambda: update(case, players, disparity.maximise_truth),
-                "f′ maximised L_T, the adversary of Disparity Discrepancy: RegDA's f′ minimises L_F instead",
+                "f′ maximised L_T, the adversary of Disparity Discrepancy (Table 2's DD row): RegDA's f′ "
+                "minimises L_F instead",
             ),
             (
                 lambda: update(case, players, disparity.minimise_false, labels_from_adv=True),
