@@ -472,10 +472,11 @@ def choices(results: Iterable[Mapping[str, Any]], s: Mapping[str, Any]) -> dict[
 def measure_rates(s: Mapping[str, Any], methods: Iterable[str], iterations: int = 6) -> dict[str, Any]:
     """CPU seconds (one thread, process time) per iteration of each method, and of setting up and evaluating.
 
-    Each method trains twice from a fresh stand-in source-only model, for 2 and ``2 + iterations``
-    iterations (one evaluation at the end): the difference gives the per-iteration rate, the rest the fixed
-    cost of a job (evaluation sets, model, one evaluation). ERM is timed as a from-scratch run (the
-    ``pretrain`` jobs).
+    Each method trains from a fresh stand-in source-only model once untimed (its first run in a process pays
+    one-time costs: without it, a rate measured from 6 iterations came out negative), then for 2 and
+    ``2 + iterations`` iterations (one evaluation at the end): the difference gives the per-iteration rate,
+    the rest the fixed cost of a job (evaluation sets, model, one evaluation). ERM is timed as a from-scratch
+    run (the ``pretrain`` jobs). Hands only (bodies renders 16 keypoints instead of 21).
     """
     import torch
 
@@ -498,7 +499,7 @@ def measure_rates(s: Mapping[str, Any], methods: Iterable[str], iterations: int 
         out["evaluation_s"] = round(time.process_time() - start, 3)
         for method in methods:
             times = []
-            for k in (2, 2 + iterations):
+            for k in (1, 2, 2 + iterations):  # the first, untimed: a warm-up
                 name = f"{method}-{k}"
                 if method == "erm":
                     cfg = dataclasses.replace(
@@ -514,8 +515,10 @@ def measure_rates(s: Mapping[str, Any], methods: Iterable[str], iterations: int 
                 start = time.process_time()
                 T.train(cfg, progress=False)
                 times.append(time.process_time() - start)
-            rate = (times[1] - times[0]) / iterations
-            out["methods"][method] = {"iteration_s": round(rate, 4), "fixed_s": round(times[0] - 2 * rate, 2)}
+            rate = (times[2] - times[1]) / iterations
+            out["methods"][method] = {"iteration_s": round(rate, 4), "fixed_s": round(times[1] - 2 * rate, 2)}
+            if rate <= 0:
+                raise RuntimeError(f"measured a rate <= 0 for {method} ({times}): measure with more iterations")
     return out
 
 
@@ -816,7 +819,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validator", default="neg_entropy", help="label-free validator deciding the tuning")
     parser.add_argument("--margin", type=float, default=None, help="source PCK points (default tuning.SOURCE_MARGIN)")
     parser.add_argument("--preset", default="cpu-bench")
-    parser.add_argument("--adapt_iterations", type=int, default=1000, help="the adaptation budget of every method")
+    # 800: the largest multiple of 100 whose estimate fits 6 wall hours on 2 one-thread workers, from the rates
+    # of benchmarks/results/comparison_v2/rates_cpu-bench.json, once the source-only models of seeds 1-5 ship
+    # (118 adaptation runs and the tuning seed's two source-only models: about 10.9 CPU hours).
+    parser.add_argument("--adapt_iterations", type=int, default=800, help="the adaptation budget of every method")
     parser.add_argument("--evals", type=int, default=10, help="evaluations per run (every adapt_iterations / evals)")
     parser.add_argument("--last_evals", type=int, default=3, help="the reported number: mean of the last this many")
     parser.add_argument("--workers", type=int, default=2, help="one-thread worker processes (0: in this process)")
@@ -837,7 +843,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="measured rates (JSON of a previous --dry-run); measured now and written there when missing",
     )
-    parser.add_argument("--measure_iterations", type=int, default=6)
+    parser.add_argument("--measure_iterations", type=int, default=12, help="iterations per method to time")
     parser.add_argument("--budget_hours", type=float, default=6.0, help="wall hours on --workers cores, for --dry-run")
     parser.add_argument(
         "--summarise-only", dest="summarise_only", action="store_true", help="tables from finished jobs"

@@ -204,3 +204,20 @@ def test_choices_read_no_target_number(v2):
     out = v2.choices(results, {"validator": "neg_entropy", "margin": 5.0})
     assert out["hands"]["regda"]["chosen_trade_off"] == 0.1 and out["hands"]["regda"]["kept"] == [0.1]
     assert out["hands"]["dan"]["chosen_trade_off"] == 1.0 and out["hands"]["dan"]["failed"] == [0.1]
+
+
+def test_measured_rates_separate_the_iterations_from_the_fixed_cost(v2, tmp_path, monkeypatch):
+    import regdakit.training as T
+
+    def fake_train(cfg, progress=True):  # burns 0.05 s of CPU per job and 0.01 s per iteration
+        n = cfg.pretrain_iterations if cfg.method == "erm" else cfg.adapt_iterations
+        start = time.process_time()
+        while time.process_time() - start < 0.05 + 0.01 * n:
+            pass
+
+    monkeypatch.setattr(T, "train", fake_train)
+    rates = v2.measure_rates(_settings(tmp_path, tmp_path), ["erm", "regda"], iterations=20)
+    for method in ("erm", "regda"):
+        assert rates["methods"][method]["iteration_s"] == pytest.approx(0.01, abs=0.003)
+        assert rates["methods"][method]["fixed_s"] == pytest.approx(0.05, abs=0.05)
+    assert rates["preset"] == "ci" and rates["threads"] == 1 and rates["evaluation_s"] > 0
