@@ -32,7 +32,8 @@ the comparison completes across interruptions. Stages: the source-only models th
 the evaluations; the tuning grid (with the untuned reported rows beside it); the tuned rows' reported
 seeds with the chosen trade-offs. Wall time is recorded per invocation and per job.
 
-    python benchmarks/comparison_v2.py --dry-run          # the job list and its estimated CPU time
+    python benchmarks/comparison_v2.py --dry-run          # the job list and its estimated CPU time (rates:
+                                                          # <results>/rates_<preset>.json, measured if missing)
     python benchmarks/comparison_v2.py                    # everything (resumable)
     python benchmarks/comparison_v2.py --summarise-only   # the tables from the finished jobs
 
@@ -841,7 +842,8 @@ def main(argv: list[str] | None = None) -> None:
         "--rates",
         type=Path,
         default=None,
-        help="measured rates (JSON of a previous --dry-run); measured now and written there when missing",
+        help="measured rates (JSON): read when the file exists, else measured now and written there; "
+        "default <results>/rates_<preset>.json",
     )
     parser.add_argument("--measure_iterations", type=int, default=12, help="iterations per method to time")
     parser.add_argument("--budget_hours", type=float, default=6.0, help="wall hours on --workers cores, for --dry-run")
@@ -939,7 +941,9 @@ def main(argv: list[str] | None = None) -> None:
 def _dry_run(jobs: Mapping[str, list[Job]], s: Mapping[str, Any], args: argparse.Namespace, missing: list[str]) -> None:
     from regdakit.training.config import run_methods
 
-    if args.rates is not None and args.rates.is_file():
+    if args.rates is None:
+        args.rates = args.results / f"rates_{args.preset}.json"
+    if args.rates.is_file():
         rates = json.loads(args.rates.read_text())
         where = f"read from {portable(os.fspath(args.rates))}"
     else:
@@ -947,11 +951,9 @@ def _dry_run(jobs: Mapping[str, list[Job]], s: Mapping[str, Any], args: argparse
         print(f"measuring {methods} at one thread ({args.measure_iterations} iterations each) ...", flush=True)
         rates = measure_rates(s, methods, args.measure_iterations)
         rates["provenance"] = provenance()
-        where = "measured now"
-        if args.rates is not None:
-            args.rates.parent.mkdir(parents=True, exist_ok=True)
-            args.rates.write_text(json.dumps(portable(rates), indent=2) + "\n")
-            where += f", written to {portable(os.fspath(args.rates))}"
+        args.rates.parent.mkdir(parents=True, exist_ok=True)
+        args.rates.write_text(json.dumps(portable(rates), indent=2) + "\n")
+        where = f"measured now, written to {portable(os.fspath(args.rates))}"
     est = estimate(jobs, rates, s)
     for stage, stage_jobs in jobs.items():
         print(f"\nstage {stage}: {len(stage_jobs)} jobs")
