@@ -98,6 +98,10 @@ def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, 
     again = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
     assert len(again["invocations"]) == 2 and time.perf_counter() - start < 30
     assert again["tasks"]["hands"]["rows"]["regda"] == regda
+    # --summarise-only trains nothing and adds no invocation; the tables are the same.
+    v2.main(_argv(tmp_path, checkpoints, "--summarise-only"))
+    summarised = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
+    assert len(summarised["invocations"]) == 2 and summarised["tasks"] == again["tasks"]
 
 
 def test_dry_run_lists_the_jobs_and_their_cost(v2, checkpoints, tmp_path, capsys):
