@@ -225,3 +225,41 @@ def test_measured_rates_separate_the_iterations_from_the_fixed_cost(v2, tmp_path
         assert rates["methods"][method]["iteration_s"] == pytest.approx(0.01, abs=0.003)
         assert rates["methods"][method]["fixed_s"] == pytest.approx(0.05, abs=0.05)
     assert rates["preset"] == "ci" and rates["threads"] == 1 and rates["evaluation_s"] > 0
+
+
+def test_summarise_hand_made_results(v2, tmp_path):
+    def run(stage, row, seed, target, source, trade_off=None, **extra):
+        pck = lambda v: {"pck@0.05/all": v, "pck@0.1/all": v + 10}  # noqa: E731
+        return {"stage": stage, "task": "hands", "row": row, "seed": seed, "trade_off": trade_off,
+                "target_test": pck(target), "source_val": pck(source), "wall_s": 1.0, **extra}  # fmt: skip
+
+    results = [
+        run("tuning", "source_only", 3, 0.0, 60.0),
+        run("tuning", "regda", 3, 99.0, 58.0, 0.1, label_free={"neg_entropy": -2.0}),
+        run("tuning", "regda", 3, 0.0, 59.0, 1.0, label_free={"neg_entropy": -1.0}),
+        run("reported", "source_only", 1, 10.0, 60.0), run("reported", "source_only", 2, 20.0, 60.0),
+        run("reported", "regda", 1, 15.0, 55.0, 1.0), run("reported", "regda", 2, 30.0, 45.0, 1.0),  # seed 2 lost 15
+        run("reported", "control", 1, 12.0, 60.0), {**run("reported", "control", 2, 0.0, 0.0), "failed": "NaN"},
+        run("reported", "oracle", 1, 50.0, 5.0), run("reported", "oracle", 2, 60.0, 5.0),
+    ]  # fmt: skip
+    s = {**_settings(tmp_path, tmp_path), "tuning_seed": 3}
+    hands = v2.summarise(results, ["source_only", "control", "regda", "oracle"], s)["tasks"]["hands"]
+    assert hands["tuning"]["regda"]["chosen_trade_off"] == 1.0  # the target numbers (99 at 0.1) are never read
+    regda = hands["rows"]["regda"]
+    assert regda["trade_off"] == [1.0] and regda["target"]["pck@0.05/all"]["mean"] == 22.5
+    assert regda["minus"]["source_only"]["values"] == [5.0, 10.0]  # 7.5 ± 12.7062 * 3.5355 / sqrt 2
+    assert regda["minus"]["source_only"]["ci95"] == pytest.approx([7.5 - 31.7655, 7.5 + 31.7655], abs=2e-3)
+    assert regda["minus"]["control"]["seeds"] == [1] and "ci95" not in regda["minus"]["control"]
+    assert hands["rows"]["control"]["seeds"] == [1] and hands["failed"] == {"control seed 2": "NaN"}
+    assert hands["flags"]["runs"] == [{"row": "regda", "seed": 2, "source_drop_points": 15.0}]
+    gap = hands["gap_closed"]
+    assert gap["reference"] == "oracle" and gap["rows"]["regda"]["oracle"]["per_seed"] == {1: 0.125, 2: 0.25}
+    assert gap["rows"]["regda"]["oracle"]["ratio_of_means"] == pytest.approx(7.5 / 40, abs=1e-4)
+    verdicts = {tuple(p["pair"]): p["verdict"] for p in hands["ordering"]["RHD -> H3D"]}
+    assert verdicts[("oracle", "source_only")] == "agrees"  # 40, 40: no spread, above 0
+    assert verdicts[("regda", "source_only")] == "undecided"
+    result = {"provenance": {"command": "c", "commit": "0" * 40, "device": "cpu", "torch": "t"},
+              "settings": {**s, "seeds": [1, 2], "baseline_seeds": [1, 2]}, "wall_hours": 0.1, "invocations": [{}],
+              "job_cpu_hours": 0.1, "tasks": {"hands": hands}}  # fmt: skip
+    text = v2.markdown(result)
+    assert "control seed 2: NaN" in text and "regda seed 2 (15.0)" in text and "ratio of means" in text
