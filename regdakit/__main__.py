@@ -202,7 +202,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=(),
         metavar="KEY,...",
         help="with --resume: settings that may differ from the ones the run ran with, among "
-        f"{', '.join(RESUME_SAFE)} (pretrain_iterations for erm and oracle only); any other difference "
+        f"{', '.join(RESUME_SAFE)} (pretrain_iterations for erm and oracle only; adapt_iterations not for "
+        "the methods whose schedules scale with it: regda, dd, dd_unbounded, dann); any other difference "
         "is refused with the list of differences",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
