@@ -178,7 +178,10 @@ def _type_text(tp: Any) -> tuple[str, str]:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from regdakit.methods import METHODS, contract
     from regdakit.training import PRESETS, RESUME_SAFE, override_types, parse_value, setting_choices, setting_docs
+
+    scaled = [name for name, method in METHODS.items() if "adapt_iterations" in contract.run_settings(method)]
 
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
@@ -203,7 +206,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY,...",
         help="with --resume: settings that may differ from the ones the run ran with, among "
         f"{', '.join(RESUME_SAFE)} (pretrain_iterations for erm and oracle only; adapt_iterations not for "
-        "the methods whose schedules scale with it: regda, dd, dd_unbounded, dann); any other difference "
+        f"the methods whose schedules scale with it: {', '.join(scaled)}); any other difference "
         "is refused with the list of differences",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
