@@ -635,7 +635,29 @@ def summarise(results: Sequence[Mapping[str, Any]], rows: Sequence[str], s: Mapp
             "failed": failed,
             "tuning": tuning.get(task, {}),
         }
+        tasks[task]["goals"] = goals(tasks[task])
     return {"tasks": tasks}
+
+
+def goals(t: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issue 18's goals for one task, each with the number it is judged on (``met`` None: not measured).
+
+    RegDA above the control and above continue-ERM with the 95 % interval of the paired difference
+    excluding 0; the gap closed (ratio of means, against the stronger reference) at least 0.30 (the issue
+    asks it on hands); no run whose source PCK fell more than the flag's limit.
+    """
+    regda = t["rows"].get("regda", {})
+    out = {}
+    for base in ("control", "continue"):
+        diff = regda.get("minus", {}).get(base, {})
+        ci = diff.get("ci95")
+        out[f"regda_above_{base}"] = {"value": ci, "met": None if ci is None else ci[0] > 0}
+    gap = t["gap_closed"]["rows"].get("regda", {}).get(t["gap_closed"]["reference"] or "")
+    ratio = gap["ratio_of_means"] if gap else None
+    out["gap_closed_at_least_0.30"] = {"value": ratio, "met": None if ratio is None else ratio >= 0.30}
+    flagged = [f"{f['row']} seed {f['seed']}" for f in t["flags"]["runs"]]
+    out["no_source_collapse"] = {"value": flagged, "met": not flagged}
+    return out
 
 
 def _ci(stat: Mapping[str, Any], digits: int = 1) -> str:
@@ -757,6 +779,11 @@ def markdown(result: Mapping[str, Any]) -> str:
                 + "; ".join(f"{k}: {v}" for k, v in t["failed"].items()),
                 "",
             ]
+        lines += [f"### {task}: the issue's goals", ""]
+        for name, g in t["goals"].items():
+            verdict = {True: "met", False: "not met", None: "not measured"}[g["met"]]
+            lines.append(f"- {name}: {verdict} ({g['value']})")
+        lines.append("")
         flagged = t["flags"]["runs"]
         lines += [
             f"Runs whose source PCK fell more than {t['flags']['limit_points']:g} points: "

@@ -255,6 +255,10 @@ def test_summarise_hand_made_results(v2, tmp_path):
     gap = hands["gap_closed"]
     assert gap["reference"] == "oracle" and gap["rows"]["regda"]["oracle"]["per_seed"] == {1: 0.125, 2: 0.25}
     assert gap["rows"]["regda"]["oracle"]["ratio_of_means"] == pytest.approx(7.5 / 40, abs=1e-4)
+    goals = hands["goals"]
+    assert goals["regda_above_control"] == {"value": None, "met": None}  # one paired seed: no interval
+    assert goals["regda_above_continue"]["met"] is None  # no continue-ERM row here
+    assert goals["gap_closed_at_least_0.30"]["met"] is False and goals["no_source_collapse"]["met"] is False
     verdicts = {tuple(p["pair"]): p["verdict"] for p in hands["ordering"]["RHD -> H3D"]}
     assert verdicts[("oracle", "source_only")] == "agrees"  # 40, 40: no spread, above 0
     assert verdicts[("regda", "source_only")] == "undecided"
@@ -263,3 +267,4 @@ def test_summarise_hand_made_results(v2, tmp_path):
               "job_cpu_hours": 0.1, "tasks": {"hands": hands}}  # fmt: skip
     text = v2.markdown(result)
     assert "control seed 2: NaN" in text and "regda seed 2 (15.0)" in text and "ratio of means" in text
+    assert "- gap_closed_at_least_0.30: not met (0.1875)" in text
