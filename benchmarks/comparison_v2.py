@@ -257,6 +257,12 @@ def run_job(job: Job, s: Mapping[str, Any], trade_off: float | None = None) -> d
                 f"{path} was run with trade-off {done.get('trade_off')}, the tuning now chooses {trade_off}: "
                 "delete it (and its run folder) to run it again"
             )
+        budget = done.get("settings", {}).get("adapt_iterations")
+        if budget is not None and budget != s["adapt_iterations"]:
+            raise ValueError(
+                f"{path} was run with adapt_iterations={budget}, this invocation {s['adapt_iterations']}: one budget "
+                "for every run; use another --results and --out for another budget"
+            )
         return done
     wall, cpu = time.perf_counter(), time.process_time()
     if job.stage == "pretrain":

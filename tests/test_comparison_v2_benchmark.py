@@ -98,6 +98,9 @@ def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, 
     again = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
     assert len(again["invocations"]) == 2 and time.perf_counter() - start < 30
     assert again["tasks"]["hands"]["rows"]["regda"] == regda
+    # Another budget on the same results is refused, naming the file.
+    with pytest.raises(ValueError, match="was run with adapt_iterations=4, this invocation 6"):
+        v2.main([*_argv(tmp_path, checkpoints), "--adapt_iterations", "6"])
     # --summarise-only trains nothing and adds no invocation; the tables are the same.
     v2.main(_argv(tmp_path, checkpoints, "--summarise-only"))
     summarised = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
