@@ -62,8 +62,8 @@ __all__ = [
 
 #: Notebook 03's name of each adversary objective -> the function of :mod:`regdakit.disparity` it is.
 #: ``"max_kl"`` is step B of the trainer's ``"dd_unbounded"`` (Table 2's DD row), ``"min_false"`` and
-#: ``"min_truth"`` are steps B and C of ``"regda"`` (:data:`regdakit.methods.regda.OBJECTIVES`); ``"max_l1"`` is MCD's L1
-#: distance taken to ``H(ŷ)`` instead of to ``f``'s softmax.
+#: ``"min_truth"`` are steps B and C of ``"regda"`` (:data:`regdakit.methods.regda.OBJECTIVES`);
+#: ``"max_l1"`` is MCD's L1 distance taken to ``H(ŷ)`` instead of to ``f``'s softmax.
 ADVERSARY_OBJECTIVES: dict[str, Objective] = {
     "max_kl": disparity.maximise_truth,
     "max_l1": disparity.maximise_truth_l1,
