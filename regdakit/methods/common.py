@@ -36,6 +36,7 @@ __all__ = [
     "minimise",
     "parameters",
     "source_loss",
+    "supervised_update",
 ]
 
 #: The supervised heatmap losses: spatial KL (the paper's, RegDA's pre-training) and MSE on the logits
@@ -116,3 +117,26 @@ def minimise(
     loss.backward(inputs=inputs)
     for opt in optimizers:
         opt.step()
+
+
+def supervised_update(
+    model: torch.nn.Module, batch: Mapping[str, Any], optimizers: Mapping[str, torch.optim.Optimizer], loss: str
+) -> dict[str, float]:
+    """One supervised update of ``psi`` and ``f`` on a labelled ``batch``: ERM's step and continue-ERM's.
+
+    Only the main head runs (``f'``'s forward would cost a head for nothing).
+
+    Args:
+        model: The detector (``model.heatmaps`` gives ``f``'s ``(B, K, H/4, W/4)`` output).
+        batch: ``image (B, 3, H, W)``, ``heatmap (B, K, H/4, W/4)``, ``weight (B, K)``.
+        optimizers: Every optimiser the update steps.
+        loss: ``"kl"`` or ``"mse"``.
+
+    Returns:
+        ``{"A/source": L_src}``.
+    """
+    check_labelled(batch, "batch_s")
+    y = model.heatmaps(batch["image"])  # (B, K, H/4, W/4)
+    value = source_loss(y, batch["heatmap"], batch["weight"], loss)
+    minimise(value, optimizers.values())
+    return {"A/source": value.item()}

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from regdakit.methods import recipe
-from regdakit.methods.common import check_labelled, check_unlabelled, minimise, source_loss
+from regdakit.methods.common import check_unlabelled, supervised_update
 from regdakit.methods.regda import Config
 from regdakit.models import PoseResNet
 
@@ -84,10 +84,6 @@ def step(
     Raises:
         ValueError: ``batch_s`` lacks a label, or ``batch_t`` carries labels.
     """
-    check_labelled(batch_s)
     if batch_t is not None:
         check_unlabelled(batch_t)
-    y = model.heatmaps(batch_s["image"])  # (B, K, H/4, W/4), f only
-    loss = source_loss(y, batch_s["heatmap"], batch_s["weight"], cfg.source_loss)
-    minimise(loss, optimizers.values())
-    return {"A/source": loss.item()}
+    return supervised_update(model, batch_s, optimizers, cfg.source_loss)

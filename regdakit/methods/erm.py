@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from regdakit._validation import check_positive
-from regdakit.methods.common import check_labelled, check_source_loss, minimise, source_loss
+from regdakit.methods.common import check_source_loss, supervised_update
 from regdakit.methods.recipe import check_sgd_momentum
 from regdakit.models import PoseResNet, parameter_groups
 
@@ -146,9 +146,4 @@ def step(
     Returns:
         ``{"A/source": loss}``.
     """
-    check_labelled(batch_s)
-    # Only the main head: computing y_adv would cost a head forward for nothing.
-    y = model.heatmaps(batch_s["image"])
-    loss = source_loss(y, batch_s["heatmap"], batch_s["weight"], cfg.loss)
-    minimise(loss, optimizers.values())
-    return {"A/source": loss.item()}
+    return supervised_update(model, batch_s, optimizers, cfg.loss)
