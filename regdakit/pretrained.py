@@ -25,6 +25,7 @@ from regdakit import resources
 from regdakit.models import PoseResNet
 
 __all__ = [
+    "LEGACY_SEED",
     "LEGACY_SETTINGS",
     "ORACLE_SEEDS",
     "PRESET",
@@ -42,9 +43,11 @@ __all__ = [
 
 #: The training preset of the shipped models (:data:`regdakit.training.PRESETS`).
 PRESET = "cpu-bench"
-#: The seeds whose source-only model ships, per task, the first one the default. Seed ``0`` is the single
-#: model of the first version, shipped until models of this version's recipe replace it.
-SEEDS: dict[str, tuple[int, ...]] = {"hands": (0,), "bodies": (0,)}
+#: The seeds whose source-only model of this version's recipe ships, per task, the first one the default.
+SEEDS: dict[str, tuple[int, ...]] = {"hands": (1, 2, 3), "bodies": (1, 2, 3)}
+#: The single model of the first version (sigma 2, 600 iterations: :data:`LEGACY_SETTINGS`), still shipped for
+#: the first version's benchmarks; loadable by ``seed=LEGACY_SEED`` but not one of :data:`SEEDS`.
+LEGACY_SEED = 0
 #: The first version's recipe (seed 0 only): :data:`PRESET` as it was then, batch 32, 600 constant-rate iterations
 #: at ``sigma`` 2 cells. The bodies model of that version was trained on generator ``synthetic-1.0``,
 #: which no command of this version renders (see ``data_samples/README.md``).
@@ -124,9 +127,10 @@ def source_only_files(
 
     seed = _check(task, seed)
     if not retrain:
-        if seed not in SEEDS[task]:
+        if seed not in SEEDS[task] and seed != LEGACY_SEED:
             raise FileNotFoundError(
-                f"no shipped {task} model of seed {seed} (shipped seeds: {list(SEEDS[task])}); pass retrain=True "
+                f"no shipped {task} model of seed {seed} (shipped seeds: {list(SEEDS[task])}, and the first "
+                f"version's seed {LEGACY_SEED}); pass retrain=True "
                 f"or run: {retrain_command(task, seed)}"
             )
         path = checkpoint_path(task, seed)
@@ -181,7 +185,11 @@ def load_source_only(
 
 #: The seeds whose oracle ships, per ``(task, target domain)``: the source-only recipe (:data:`PRESET`,
 #: ``--method oracle``) trained on the *target's* labels, the upper reference of every comparison.
-ORACLE_SEEDS: dict[tuple[str, str], tuple[int, ...]] = {}
+ORACLE_SEEDS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("hands", "studio"): (1,),
+    ("bodies", "lab"): (1,),
+    ("bodies", "wild"): (1,),
+}
 
 
 def _check_target(task: str, target: str | None) -> str:

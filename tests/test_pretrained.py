@@ -63,8 +63,8 @@ def test_unknown_tasks_seeds_and_targets_are_named():
         pretrained.oracle_command("bodies", "synthetic")
     with pytest.raises(FileNotFoundError, match=r"no shipped hands model of seed 9 \(shipped seeds: .*--seed=9 "):
         pretrained.load_source_only("hands", seed=9)
-    with pytest.raises(FileNotFoundError, match="no oracle of hands on studio ships"):
-        pretrained.load_oracle("hands")
+    with pytest.raises(FileNotFoundError, match=r"no shipped oracle of hands on studio with seed 9 .*--seed=9 "):
+        pretrained.load_oracle("hands", seed=9)
 
 
 @pytest.mark.parametrize("task", sorted(pretrained.SEEDS))
@@ -75,6 +75,19 @@ def test_every_shipped_model_loads_with_its_recipe_and_log(task):
         assert all(p.dtype == torch.float32 for p in model.parameters())
         path, log = pretrained.source_only_files(task, seed=seed)
         assert path.stat().st_size < 3e6 and log.read_text().count('"eval"') >= 1
+    # the first version's model still loads by its seed, with the first version's recipe
+    _, legacy = pretrained.load_source_only(task, seed=pretrained.LEGACY_SEED)
+    assert legacy.sigma == 2.0 and legacy.pretrain_iterations == 600
+    assert pretrained.LEGACY_SEED not in pretrained.SEEDS[task]
+
+
+@pytest.mark.parametrize(("task", "target"), sorted(pretrained.ORACLE_SEEDS))
+def test_every_shipped_oracle_loads_with_its_recipe_and_log(task, target):
+    for seed in pretrained.ORACLE_SEEDS[task, target]:
+        model, cfg = pretrained.load_oracle(task, target, seed=seed)
+        assert cfg == dataclasses.replace(pretrained.oracle_config(task, target, seed), out="runs")
+        assert cfg.method == "oracle" and cfg.target_domain == target
+        assert pretrained.oracle_path(task, target, seed).with_suffix(".metrics.jsonl").is_file()
 
 
 def test_the_shipped_checkpoints_stay_within_their_size_budget():
@@ -108,3 +121,13 @@ def test_shipping_halves_the_weights_and_refuses_another_recipe(tmp_path, monkey
     with pytest.raises(SystemExit, match="was not trained with the command of hands_source_only_seed2.pt"):
         ship_checkpoints.ship(impostor, target)
     assert target.read_bytes() == before
+
+
+def test_shipping_ignores_settings_a_supervised_run_never_reads():
+    cfg = pretrained.retrain_config("hands", 1)
+    saved = dataclasses.asdict(cfg)
+    saved["dann"] = dict(saved["dann"], trade_off=1.0)  # an adaptation method's default changed later
+    saved["out"], saved["device"] = "/elsewhere", "cpu"
+    assert ship_checkpoints.recipe_differences(saved, cfg) == []
+    saved["sigma"] = 2.0
+    assert ship_checkpoints.recipe_differences(saved, cfg) == [f"sigma: 2.0 != {cfg.sigma!r}"]
