@@ -72,6 +72,15 @@ RUN_NOTES: dict[str, str] = {
 }
 
 
+#: The candidate that became the ``cpu-bench`` preset, and why (source validation only).
+CHOSEN = (
+    "sigma1-b16-decay-12000",
+    "the only hands candidate at or above the issue's 70 % source PCK@0.05 (hands is the harder task: the "
+    "bodies run reached 85 % in 4500 iterations); 33 CPU minutes at one thread, and the wall time of one model "
+    "on two cores is in benchmarks/results/recipe_wall_time.json",
+)
+
+
 def _settings(name: str, iterations: int) -> dict[str, str]:
     iterations = ITERATIONS.get(name, iterations)
     out = {}
@@ -162,6 +171,27 @@ def report(out: Path) -> None:
         "validation set only; the target column is shown, never used to choose.",
         "",
     ]
+    lines += [
+        "## Summary",
+        "",
+        "Source PCK@0.05 (%) at the end of each run: the mean of its last three evaluations (single",
+        "evaluations wobble by a point or two), and its CPU minutes at one thread.",
+        "",
+        "| task | candidate | iterations | CPU min | source PCK@0.05, last 3 evals | target PCK@0.05 (not used) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, runs in results.items():
+        for name, entry in runs.items():
+            last = entry["curve"][-3:]
+            if not last:
+                continue
+            source = 100 * sum(p["source_pck@0.05"] for p in last) / len(last)
+            target = 100 * sum(p["target_pck@0.05"] for p in last) / len(last)
+            lines.append(
+                f"| {task} | {name} | {last[-1]['iteration']} | {last[-1]['cpu_minutes']} | {source:.1f} | "
+                f"{target:.1f} |"
+            )
+    lines += ["", f"**Chosen: `{CHOSEN[0]}`**, now the `cpu-bench` preset: {CHOSEN[1]}.", ""]
     for task, runs in results.items():
         lines += [
             f"## {task}",
