@@ -587,7 +587,18 @@ def test_every_way_of_calling_the_reference_is_refused():
             lambda k, v, s, st, sg: rk_mod().heatmaps.gaussian_heatmaps(k / st, s, sg),
             "heatmaps.gaussian_heatmaps",
         ),
+        (  # the private helper that holds encode's Gaussians
+            ex.check_encode,
+            lambda k, v, s, st, sg: rk_mod().heatmaps._gaussians(k / st, *s, sg) * v[..., None, None],
+            "heatmaps._gaussians",
+        ),
         (ex.check_pck, lambda p, g, v, t: rk_mod().metrics.pck(p, g, v, t).all, "metrics.pck"),
+        (ex.check_ground_false, lambda t: rk_mod().disparity._ground_false(t), "disparity._ground_false"),
+        (  # the ground false of pseudo-labels: the same private helper, reached through a public function
+            ex.check_ground_false,
+            lambda t: rk_mod().disparity.pseudo_labels((t + 1e-9).log())[1],
+            "disparity._ground_false",
+        ),
         (
             ex.check_ground_false_distribution,
             lambda f: rk_mod().disparity.ground_false_distribution(f),

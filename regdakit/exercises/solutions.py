@@ -83,11 +83,12 @@ def _ref_step_c(model, x_t, optimizers, trade_off=1.0, sigma=2.0, lam=0.05):
 
 
 #: Exercise name -> the library functions that answer it, as (module, attribute); the first is the reference.
-#: While a checker runs a student's function for that exercise, each of them is unavailable.
+#: While a checker runs a student's function for that exercise, each of them is unavailable, the private
+#: helpers that hold the actual computation included (``heatmaps._gaussians``, ``disparity._ground_false``).
 BLOCKED: dict[str, tuple[tuple[Any, str], ...]] = {
-    "encode": ((heatmaps, "encode"), (heatmaps, "gaussian_heatmaps")),
+    "encode": ((heatmaps, "encode"), (heatmaps, "gaussian_heatmaps"), (heatmaps, "_gaussians")),
     "pck": ((metrics, "pck"),),
-    "ground_false": ((disparity, "ground_false_from_truth"),),
+    "ground_false": ((disparity, "ground_false_from_truth"), (disparity, "_ground_false")),
     "ground_false_distribution": ((disparity, "ground_false_distribution"), (losses, "normalize_heatmaps")),
     "kl_loss": ((losses, "kl_heatmap_loss"), (losses, "kl_per_keypoint")),
     "ground_false_loss": ((disparity, "ground_false_loss"),),
