@@ -28,7 +28,7 @@ from regdakit import density, pretrained
 from regdakit.data.synthetic import GENERATOR_VERSION, make_dataset
 from regdakit.disparity import pseudo_labels
 from regdakit.heatmaps import decode
-from regdakit.metrics import landing_chance, pck, pck_threshold
+from regdakit.metrics import inside_keypoint_box, landing_chance, pck, pck_threshold
 
 
 def _sigma(cfg) -> float:
@@ -46,6 +46,9 @@ def analyse(model, cfg, domain: str, split: str, n: int) -> dict:
     radius = pck_threshold(side, 0.05)
     accuracy = pck(pred, gt, visible, radius)
     chance = landing_chance(pred, gt, visible, radius, map_size=side)
+    # the errors that stay on the object (inside its keypoints' box, widened by the landing radius)
+    on_object = inside_keypoint_box(pred, gt, visible, margin=radius)
+    chance_on_object = landing_chance(pred, gt, visible, radius, map_size=side, among=on_object)
     _, false = pseudo_labels(logits, _sigma(cfg))  # H_F from f's own predictions (no labels)
     wrong = visible.bool() & ~accuracy.correct
     discrimination = density.ground_false_discrimination(false, pred, wrong, visible.bool(), mass=0.5)
@@ -60,6 +63,10 @@ def analyse(model, cfg, domain: str, split: str, n: int) -> dict:
         "chance_uniform_box": round(chance.uniform_box, 4),
         "chance_rotated_errors": round(chance.rotated_errors, 4),
         "ratio_to_strongest_chance": round(chance.ratio, 3),
+        "wrong_off_object": round(1 - chance_on_object.n_wrong / chance.n_wrong, 4) if chance.n_wrong else None,
+        "on_object_landing_on_other": round(chance_on_object.on_other, 4),
+        "on_object_chance_uniform_box": round(chance_on_object.uniform_box, 4),
+        "on_object_ratio_to_strongest_chance": round(chance_on_object.ratio, 3),
         "p_f_covers_wrong": round(discrimination.wrong.share, 4),
         "p_f_covers_correct": round(discrimination.correct.share, 4),
         "p_f_gap": round(discrimination.gap, 4),

@@ -5,7 +5,9 @@ every oracle found (a finished run of :func:`regdakit.pretrained.oracle_command`
 or a shipped one) is evaluated on the trainer's fixed sets (seed 0, ``--n`` images): the source
 validation set and the target test set. Per model: PCK@0.05; where the source-only model's wrong
 predictions land against the three chance models of :func:`regdakit.metrics.landing_chance` and
-against the background, on the source domain beside the target; and ``P_F``'s coverage of wrong
+against the background, on the source domain beside the target; the share of wrong predictions that
+leave the object (outside its keypoints' box widened by the landing radius) and the landing of those
+that stay on it against the same chance models; and ``P_F``'s coverage of wrong
 against correct predictions (``benchmarks/landing_baselines.py`` computes each number). Across
 seeds: the mean and a 95 % Student-t interval
 (:func:`regdakit.stats.summary`). Beside them the goals of the teaching-benchmark-v2
@@ -92,6 +94,10 @@ def measure_task(task: str, runs: Path, n: int, oracle_seeds: tuple[int, ...]) -
             "chance_uniform_box",
             "chance_rotated_errors",
             "ratio_to_strongest_chance",
+            "wrong_off_object",
+            "on_object_landing_on_other",
+            "on_object_chance_uniform_box",
+            "on_object_ratio_to_strongest_chance",
             "p_f_covers_wrong",
             "p_f_covers_correct",
             "p_f_gap",

@@ -42,6 +42,7 @@ __all__ = [
     "pck_threshold",
     "error_landing",
     "landing_chance",
+    "inside_keypoint_box",
     "DEFAULT_THRESHOLD",
 ]
 
@@ -293,6 +294,37 @@ def _inside_box(gt: torch.Tensor, vis: torch.Tensor, cells: torch.Tensor) -> tor
     return ((cells.unsqueeze(0) >= low.unsqueeze(1)) & (cells.unsqueeze(0) <= high.unsqueeze(1))).all(dim=-1)
 
 
+def inside_keypoint_box(
+    pred: torch.Tensor, gt: torch.Tensor, visible: torch.Tensor, margin: float = 0.0
+) -> torch.Tensor:
+    """Whether each prediction lies inside the bounding box of its sample's visible keypoints.
+
+    The box is the one chance model (b) of :func:`landing_chance` draws from, widened by ``margin`` on
+    every side (e.g. the landing radius, so that a prediction landing on a keypoint at the box's edge
+    counts as inside). It separates errors that stay on the object from those that leave it.
+
+    Args:
+        pred: ``(B, K, 2)`` predicted positions.
+        gt: ``(B, K, 2)`` true positions (NaN allowed where invisible).
+        visible: ``(B, K)`` visibility; a sample without visible keypoints has no box (all False).
+        margin: How far outside the box still counts as inside, in the unit of positions (>= 0).
+
+    Returns:
+        ``(B, K)`` bool.
+
+    >>> gt = torch.tensor([[[0.0, 0.0], [4.0, 2.0]]])
+    >>> inside_keypoint_box(torch.tensor([[[2.0, 1.0], [5.0, 2.0]]]), gt, torch.ones(1, 2), margin=0.5).tolist()
+    [[True, False]]
+    """
+    vis = _check_positions(pred, gt, visible)
+    margin = check_positive("margin", margin, allow_zero=True)
+    clean = torch.nan_to_num(gt)
+    big = torch.finfo(clean.dtype).max
+    low = torch.where(vis.unsqueeze(-1), clean, big).amin(dim=1, keepdim=True) - margin  # (B, 1, 2)
+    high = torch.where(vis.unsqueeze(-1), clean, -big).amax(dim=1, keepdim=True) + margin
+    return ((pred >= low) & (pred <= high)).all(dim=-1)
+
+
 def _rotated_error_chance(
     pred: torch.Tensor, gt: torch.Tensor, vis: torch.Tensor, wrong: torch.Tensor, radius: float, angles: int
 ) -> float:
@@ -376,6 +408,7 @@ def landing_chance(
     *,
     map_size: int | Sequence[int] = 64,
     angles: int = 360,
+    among: torch.Tensor | None = None,
 ) -> ChanceBaselines:
     """The landing share of :func:`error_landing` beside three chance models of the same wrong predictions.
 
@@ -392,6 +425,8 @@ def landing_chance(
         radius: Landing (and correctness) radius, as in :func:`error_landing`.
         map_size: ``H`` or ``(H, W)`` of the map, for models (a) and (b).
         angles: Directions of the quadrature of model (c).
+        among: Optional ``(B, K)`` bool: measure and model only the wrong predictions where it is True
+            (e.g. :func:`inside_keypoint_box`, the errors that stay on the object); ``n_wrong`` counts them.
 
     Returns:
         A :class:`ChanceBaselines` (NaN shares when nothing is wrong).
@@ -409,11 +444,21 @@ def landing_chance(
     height, width = as_size("map_size", map_size)
     clean = torch.nan_to_num(gt)
     wrong = landing.landing >= 0
+    on_other, uniform_image, n_wrong = landing.on_other, landing.chance, landing.n_wrong
+    if among is not None:
+        if not isinstance(among, torch.Tensor) or among.dtype != torch.bool or among.shape != wrong.shape:
+            got = f"{among.dtype} {tuple(among.shape)}" if isinstance(among, torch.Tensor) else type(among).__name__
+            raise ValueError(f"among must be a bool tensor of shape {tuple(wrong.shape)} (B, K), got {got}")
+        wrong = wrong & among.to(wrong.device)
+        n_wrong = int(wrong.sum())
+        hits = int((wrong & (landing.landing < vis.shape[1])).sum())
+        on_other = hits / n_wrong if n_wrong else float("nan")
+        uniform_image = _chance_on_other(clean, vis, wrong, float(radius), height, width)
     return ChanceBaselines(
-        on_other=landing.on_other,
-        uniform_image=landing.chance,
+        on_other=on_other,
+        uniform_image=uniform_image,
         uniform_box=_chance_on_other(clean, vis, wrong, float(radius), height, width, in_box=True),
         rotated_errors=_rotated_error_chance(pred, clean, vis, wrong, float(radius), angles),
-        n_wrong=landing.n_wrong,
+        n_wrong=n_wrong,
         radius=landing.radius,
     )

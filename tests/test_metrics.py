@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from regdakit.keypoints import BODY16, HAND21
-from regdakit.metrics import error_landing, landing_chance, pck, pck_threshold
+from regdakit.metrics import error_landing, inside_keypoint_box, landing_chance, pck, pck_threshold
 
 
 def test_pck_hand_case_with_invisible_and_threshold_strict():
@@ -243,3 +243,38 @@ def test_landing_chance_nothing_wrong_and_bad_angles():
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="angles must be a positive int"):
             landing_chance(gt, gt, torch.ones(1, 2), map_size=8, angles=bad)
+
+
+def test_inside_keypoint_box_hand_computed():
+    # box of the visible keypoints (0, 0)..(4, 2); keypoint 2 is invisible and does not widen it
+    gt = torch.tensor([[[0.0, 0.0], [4.0, 2.0], [float("nan"), float("nan")]]])
+    vis = torch.tensor([[True, True, False]])
+    pred = torch.tensor([[[4.0, 2.0], [4.5, 1.0], [9.0, 9.0]]])
+    assert inside_keypoint_box(pred, gt, vis).tolist() == [[True, False, False]]  # edges count as inside
+    assert inside_keypoint_box(pred, gt, vis, margin=0.5).tolist() == [[True, True, False]]
+    assert not inside_keypoint_box(pred, gt, torch.zeros(1, 3, dtype=torch.bool)).any()  # no visible keypoint
+    with pytest.raises(ValueError, match="margin"):
+        inside_keypoint_box(pred, gt, vis, margin=-1.0)
+
+
+def test_landing_chance_among_a_subset_equals_the_subset_alone():
+    # Restricting to some wrong predictions gives the measured share and the chance levels of those only:
+    # the same numbers as marking the others correct (they then drop out of every mean).
+    g = torch.Generator().manual_seed(7)
+    gt = torch.rand(6, 5, 2, generator=g) * 12 + 4
+    pred = torch.where(
+        torch.rand(6, 5, 1, generator=g) < 0.5,
+        gt[:, torch.randperm(5, generator=g)],
+        torch.rand(6, 5, 2, generator=g) * 20,
+    )
+    vis = torch.ones(6, 5, dtype=torch.bool)
+    among = torch.rand(6, 5, generator=g) < 0.5
+    sub = landing_chance(pred, gt, vis, 2.0, map_size=20, angles=72, among=among)
+    only = landing_chance(torch.where(among.unsqueeze(-1), pred, gt), gt, vis, 2.0, map_size=20, angles=72)
+    assert sub.n_wrong == only.n_wrong > 0
+    for field in ("on_other", "uniform_image", "uniform_box", "rotated_errors"):
+        assert getattr(sub, field) == pytest.approx(getattr(only, field), rel=1e-9)
+    whole = landing_chance(pred, gt, vis, 2.0, map_size=20, angles=72, among=torch.ones(6, 5, dtype=torch.bool))
+    assert whole == landing_chance(pred, gt, vis, 2.0, map_size=20, angles=72)
+    with pytest.raises(ValueError, match=r"among must be a bool tensor of shape \(6, 5\) \(B, K\), got torch.int64"):
+        landing_chance(pred, gt, vis, 2.0, map_size=20, among=among.long())
