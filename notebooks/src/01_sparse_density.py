@@ -18,10 +18,12 @@
 #
 # **What you will see.**
 # 1. A source-only hand detector, shipped with regdakit, on its source domain and on the target domain.
-# 2. Where its wrong predictions land, against three chance models, target beside source, and a verdict computed from the numbers.
+# 2. Where its wrong predictions land, against three chance models, target beside source, a verdict computed from
+#    the numbers, and how many errors leave the hand altogether.
 # 3. Which keypoint is mistaken for which: the K × (K + 1) confusion matrix.
 # 4. The density of one keypoint's wrong predictions over the mean target image, with a dropdown.
 # 5. The same analysis for bodies, and how often a left joint is mistaken for its right twin.
+# 6. Every shipped seed and every target domain at once, from the committed benchmark.
 
 # %%
 import matplotlib.pyplot as plt
@@ -233,6 +235,51 @@ for c in (chance, src_chance):
 print("the target is harder than the source, and uniform-over-the-map understates chance on both")
 
 # %% [md]
+# ### Errors that leave the hand
+#
+# For the shipped hand model the verdict fails on the studio domain, and the
+# examples in section 4 show one reason: many studio predictions are nowhere near
+# the hand. `rk.metrics.inside_keypoint_box` tells whether a prediction lies inside
+# the box of its image's visible keypoints (widened by the landing radius, so a
+# keypoint on the box's edge still counts); `landing_chance(..., among=...)`
+# repeats the table for the wrong predictions that stay inside it.
+
+# %%
+on_hand = rk.metrics.inside_keypoint_box(pred, gt, visible, margin=radius)  # (N, K) bool
+src_on_hand = rk.metrics.inside_keypoint_box(src_pred, src_gt, src_visible, margin=radius)
+inside_chance = rk.metrics.landing_chance(pred, gt, visible, radius, map_size=map_size, among=on_hand)
+src_inside_chance = rk.metrics.landing_chance(src_pred, src_gt, src_visible, radius, map_size=map_size,
+                                              among=src_on_hand)
+off_target = 1 - inside_chance.n_wrong / chance.n_wrong
+off_source = 1 - src_inside_chance.n_wrong / src_chance.n_wrong
+print(f"wrong predictions outside the hand's box: {off_target:.2f} on the target, {off_source:.2f} on the source\n")
+print("the wrong predictions inside the box only:")
+chance_table({f"{cfg.source_domain} (source), on hand": (pck_source, src_inside_chance),
+              f"{cfg.target_domain} (target), on hand": (pck_target, inside_chance)})
+
+# %%
+# The claims of the text below; these asserts fail if a model contradicts them.
+assert off_target > 0.3 and off_source < 0.1, "many target errors, almost no source errors, should leave the hand"
+assert inside_chance.on_other > inside_chance.strongest, "errors on the hand should land on keypoints above chance"
+assert inside_chance.ratio < 1.5 and src_inside_chance.ratio < 1.6, "a hand's keypoints leave chance little room"
+print("many studio errors leave the hand; those on it beat chance, by less than 1.5 x")
+
+# %% [md]
+# Two kinds of mistake add up in the first table. A large share of the studio
+# errors leave the hand altogether (on the source, almost none do): the detector
+# loses the hand against the studio backdrop, and such an error lands on the
+# background whatever the skeleton. The errors that stay on the hand do land on
+# other keypoints more often than any chance model says, but by a small factor,
+# on the target as on the source: a hand's 21 keypoints fill so much of its box
+# that chance (b) already hits one most of the time, which leaves little room for
+# a preference.
+#
+# For RegDA this matters: the ground-false distribution of notebook 02 is built
+# from the *other predicted keypoints*, which sit on the hand. It can point at the
+# on-hand confusions, not at a prediction lost on the backdrop. The bodies of
+# section 5 behave differently.
+
+# %% [md]
 # ## 3 · Which keypoint is mistaken for which
 #
 # The landing counts form a K × (K + 1) matrix: row = the true keypoint, column = the
@@ -439,19 +486,68 @@ ErrorDensityExplorer(body_pred, body_wrong, rk.density.mean_image(body_images), 
                      keypoint=body_skeleton.index("l_knee"))
 
 # %% [md]
+# ## 6 · Every seed, every target: the committed benchmark
+#
+# One model on one test set is one sample. `benchmarks/synthetic_domains.py`
+# repeats sections 2 and 5 for every shipped seed and both body targets (256
+# images per set) and commits the result; `rk.resources.read_json` reads it.
+# Means over seeds, with the 95 % interval of the ratio to the strongest chance:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+bench = rk.resources.read_json("results/synthetic_domains.json")
+print(f"{'task → target':<18}{'seeds':>6}{'source':>8}{'target':>8}{'oracle':>8}{'landing':>9}{'strongest':>10}"
+      f"{'ratio (95 % CI)':>19}{'left object':>12}{'on-object ratio':>16}")
+for task, entry in bench["tasks"].items():
+    for target, t in entry["targets"].items():
+        chances = ("chance_uniform_image", "chance_uniform_box", "chance_rotated_errors")
+        strongest = max(t[c]["mean"] for c in chances)
+        low, high = t["ratio_to_strongest_chance"]["ci95"]
+        print(f"{task + ' → ' + target:<18}{t['landing_on_other']['n']:>6}{100 * entry['source_on_source']['mean']:>7.1f}%"
+              f"{100 * t['source_on_target']['mean']:>7.1f}%{100 * t['oracle_on_target']['mean']:>7.1f}%"
+              f"{t['landing_on_other']['mean']:>9.2f}{strongest:>10.2f}"
+              f"{t['ratio_to_strongest_chance']['mean']:>7.2f} [{low:.2f}, {high:.2f}]"
+              f"{t['wrong_off_object']['mean']:>12.2f}{t['on_object_ratio_to_strongest_chance']['mean']:>16.2f}")
+    print(f"{task} on its source: landing {entry['source_landing_on_other']['mean']:.2f}")
+
+# %%
+# The claims of the summary below, checked against the committed benchmark.
+goals = {(task, target): t["goals"] for task, entry in bench["tasks"].items() for target, t in entry["targets"].items()}
+assert not goals["hands", "studio"]["landing_at_least_1.5x_strongest_chance"]["met"], "hands: the summary says not met"
+assert not goals["hands", "studio"]["landing_above_source"]["met"], "hands: the summary says below the source"
+assert all(m["targets"][t]["ratio_to_strongest_chance"] >= 1.5
+           for m in bench["tasks"]["bodies"]["source_only"] for t in ("lab", "wild")), "bodies: every seed >= 1.5 x"
+assert goals["bodies", "lab"]["landing_above_source"]["met"], "lab: the summary says above the source"
+assert not goals["bodies", "wild"]["landing_above_source"]["met"], "wild: the summary says not above the source"
+assert all(g["oracle_at_least_15_points_above"]["met"] for g in goals.values()), "every target: a real domain gap"
+hands, bodies = bench["tasks"]["hands"], bench["tasks"]["bodies"]
+about = {"hands source": (hands["source_on_source"], 0.73), "hands target": (hands["targets"]["studio"]["source_on_target"], 0.21),
+         "bodies source": (bodies["source_on_source"], 0.90)}
+about |= {f"bodies {t}": (bodies["targets"][t]["source_on_target"], 0.55) for t in ("lab", "wild")}
+assert all(abs(value["mean"] - claimed) < 0.03 for value, claimed in about.values()), "the summary's PCK numbers"
+oracles = [t["oracle_on_target"]["mean"] for entry in bench["tasks"].values() for t in entry["targets"].values()]
+assert 0.78 <= min(oracles) and max(oracles) <= 0.99, "the summary's oracle range"
+print("the summary's claims hold in the committed benchmark")
+
+# %% [md]
 # ## Summary
 #
-# * A source-only model loses accuracy on the target domain, for hands and for
-#   bodies.
+# * A source-only model loses accuracy on the target domain: hands from about 73 %
+#   to about 21 % PCK@0.05, bodies from about 90 % to about 55 % (section 6), while
+#   a model trained on target labels (the oracle) reaches 81 to 98 %.
 # * "Wrong predictions land on other keypoints more than chance" depends on the
 #   chance. Uniform over the image (a) is the weakest; errors thrown into the
 #   object's box (b) or the model's own errors in random directions (c) account for
 #   where the object is and how far off the errors are. The honest number is the
-#   ratio to the strongest of the three.
-# * The same analysis on the source domain separates the domain shift from the
-#   model's own habits. Whether the shipped model clears 1.5 × the strongest
-#   chance on the target, and lands more there than on its source, is the verdict
-#   printed in sections 2 and 5: read it, it is computed from the numbers.
+#   ratio to the strongest of the three, and the source domain beside the target
+#   separates the domain shift from the model's own habits.
+# * **Bodies show the paper's effect**: on both targets the landing share is well
+#   above 1.5 × the strongest chance, on every seed. On *lab* it is also higher
+#   than on the source; on *wild* it is about the source's share, so there the
+#   pattern is the model's habit more than the shift's doing.
+# * **Hands do not**, on this benchmark: about half of the studio errors leave the
+#   hand (the detector loses it on the backdrop), and the errors that stay on the
+#   hand beat chance by a small factor, because a hand's keypoints fill its box.
 # * A keypoint's landings on other keypoints concentrate on a few of them (section
 #   3 prints how many of those are its nearest neighbours); for bodies the mirror
 #   twin takes more than an even share of them.
