@@ -174,6 +174,9 @@ def test_the_feedback_shows_each_mistake_in_one_line(graded):
     for _, line in BOB.values():
         assert page.count(line) == 1, line
     assert "Score: 2.0 / 13.0" in page
+    # bob's blank P_F, used by the cells below its exercise: each says so in one line, no traceback into regdakit.
+    assert page.count("✏️ `ground_false_distribution` is still blank") == 2
+    assert "most recent call last" not in page and "regdakit/exercises" not in page
     good = html.unescape((graded / "feedback" / "alice" / ASSIGNMENT / NOTEBOOK).with_suffix(".html").read_text())
     assert "Score: 13.0 / 13.0" in good and "❌" not in good
     assert set(re.findall(r"✅ (\w+): correct", good)) == {k.removeprefix("check_") for k in POINTS}

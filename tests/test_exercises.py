@@ -704,6 +704,22 @@ def test_a_blank_reports_itself_where_its_result_is_used():
         a, b = blank_ground_false()(truth)  # unpacking
 
 
+def test_a_used_blank_shows_one_line_in_a_kernel():
+    # Where a later cell uses a blank's result, IPython shows the one ✏️ line, not a traceback into regdakit.
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns.update(blank=blank_ground_false(), truth=pseudo_labels(torch.randn(2, 3, 8, 8))[0])
+    shell.run_cell("h_false = blank(truth)")
+    result = shell.run_cell("h_false.sum(1)")
+    err = result.error_in_exec
+    assert isinstance(err, NotImplementedError) and err._render_traceback_() == [
+        "✏️ `ground_false` is still blank: write its body (in place of `raise NotImplementedError()`) in the "
+        "exercise cell that defines `ground_false`, run that cell, then run the cells below it again"
+    ]
+    assert err.__cause__ is None and err.__suppress_context__
+
+
 def test_written_code_that_raises_is_not_a_blank():
     @ex.exercise("ground_false")
     def calls_something_unfinished(ground_truth):

@@ -29,7 +29,16 @@ from typing import Any
 from regdakit import disparity, heatmaps, losses, metrics
 from regdakit.methods import regda
 
-__all__ = ["EXERCISES", "BLOCKED", "solution", "exercise", "Blank", "ReferenceUsed", "reference_blocked"]
+__all__ = [
+    "EXERCISES",
+    "BLOCKED",
+    "solution",
+    "exercise",
+    "Blank",
+    "StillBlank",
+    "ReferenceUsed",
+    "reference_blocked",
+]
 
 
 def _ref_encode(keypoints, visible, heatmap_size, stride=4.0, sigma=2.0):
@@ -240,7 +249,7 @@ class Blank:
         object.__setattr__(self, "_name", name)
 
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(_blank_message(object.__getattribute__(self, "_name")))
+        raise StillBlank(_blank_message(object.__getattribute__(self, "_name"))) from None
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("_repr_") or attr in ("__array_interface__", "__array_struct__"):
@@ -270,6 +279,14 @@ for _dunder in (
     "__matmul__ __rmatmul__ __lt__ __le__ __gt__ __ge__ __abs__ __floordiv__ __mod__"
 ).split():
     setattr(Blank, _dunder, Blank._fail)
+
+
+class StillBlank(NotImplementedError):
+    """A :class:`Blank` was used: the message names the function to write, shown as one line in a notebook."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython (so Jupyter and nbgrader's feedback) shows this line instead of a traceback into this module.
+        return [f"✏️ {self}"]
 
 
 def _blank_message(name: str) -> str:
