@@ -170,8 +170,8 @@ for name, (mean, _) in runs.items():
     gap = float((mean - library[name].mean).abs().max())
     assert gap < 0.05, f"{name}: your run differs from the library's by up to {gap:.2f} cells"
 mean, std = runs["max_kl"]
-assert abs(mean[-1] - mean[0]) < 1.5 and std[-1] < 0.5 * std[0]
-assert abs(runs["min_false"][0][-1] - other) < 1.0
+assert abs(mean[-1] - mean[0]) < 1.5 and std[-1] < 0.5 * std[0], "maximising your KL should move the variance only"
+assert abs(runs["min_false"][0][-1] - other) < 1.0, "minimising your L_F should carry the mean to the other keypoint"
 print("maximising moved the variance; minimising L_F moved the mean")
 
 # %% [md]
@@ -218,9 +218,11 @@ for name, loss_of in objectives_2d.items():
 
 # %%
 land = landings["max_kl"]
-assert land.n_wrong / land.landing.numel() < 0.5 and (land.n_wrong == 0 or land.on_other < 0.5)
+assert land.n_wrong / land.landing.numel() < 0.5 and (land.n_wrong == 0 or land.on_other < 0.5), (
+    "maximising your KL should leave most of f′'s peaks in place: see the checks of sections 1 and 2")
 land = landings["min_false"]
-assert land.n_wrong / land.landing.numel() > 0.9 and land.on_other > 0.8 and land.on_other > 3 * land.chance
+assert land.n_wrong / land.landing.numel() > 0.9 and land.on_other > 0.8 and land.on_other > 3 * land.chance, (
+    "minimising your L_F should send f′'s peaks onto the other keypoints: see the checks of sections 1 and 2")
 print("your L_F sends f′ onto the other keypoints; maximising your KL does not")
 
 # %% [md]

@@ -187,9 +187,13 @@ for it in range(1, iterations + 1):  # it = 0 would give λ = 0: no gradient int
                                adapt_iterations=iterations))
     for step, loss, ref, change in (("B", loss_b, ref_b, change_b), ("C", loss_c, ref_c, change_c)):
         print(f"{it:>3}{step:>6}{loss:>11.4f}{ref:>13.4f}            " + "  ".join(f"{v:8.1e}" for v in change.values()))
-    assert change_b["ψ"] == change_b["f"] == 0 < change_b["f′"] and change_c["f"] == change_c["f′"] == 0 < change_c["ψ"]
+    only_adv = change_b["ψ"] == change_b["f"] == 0 < change_b["f′"]  # step B moved f′ only
+    only_psi = change_c["f"] == change_c["f′"] == 0 < change_c["ψ"]  # step C moved ψ only
+    assert only_adv and only_psi, "your step B should move f′ only, your step C ψ only: see the checks above"
 for (name, a), b in zip(mine.named_parameters(), library.parameters(), strict=True):
-    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: (
+        f"after {iterations} iterations, {name} of your model differs from the library's: see the checks of "
+        f"sections 1 and 2 ({m.splitlines()[0]})"))
 print(f"after {iterations} iterations your model equals the library's")
 
 # %% [md]
