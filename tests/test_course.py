@@ -14,7 +14,8 @@ imports plus the two graded notebook runs (fast mode: 16 images): about 20 s her
 ``course nbgrader`` wrapper adds to a plain nbgrader run (this interpreter, its tools on ``PATH``)
 is tested on its own below. Every assignment's solutions and typical mistakes are also scored
 without nbgrader (its graded cells run in this process, hidden tests included), which pins the
-points the README states for each in a few seconds.
+points the README states for each in a few seconds, and every notebook is run once per exercise left blank
+(the others solved), in this process, to check that each cell that needs the blank says so.
 """
 
 from __future__ import annotations
@@ -285,3 +286,35 @@ def test_every_assignment_scores_full_for_the_solutions_and_partial_for_the_mist
     right = graded_in_process(tmp_path, assignment, "right")
     assert sum(right.values()) == full and all(right.values()), right
     assert sum(graded_in_process(tmp_path, assignment, "wrong").values()) == partial
+
+
+def blank_cases() -> list[tuple[str, str]]:
+    """(assignment, grade_id) of every exercise function of every instructor notebook."""
+    cases = []
+    for assignment, name in course.ASSIGNMENTS.items():
+        nb = nbformat.read(ROOT / "notebooks" / "exercises" / name, as_version=4)
+        cases += [(assignment, gid) for gid in course.solutions_of(nb)]
+    return cases
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # torch tensors in plt.imshow
+@pytest.mark.parametrize(("assignment", "blank"), blank_cases(), ids=[f"{a}/{b}" for a, b in blank_cases()])
+def test_a_blank_reports_itself_in_every_cell_that_needs_it(monkeypatch, assignment, blank):
+    # One function left as released, the others solved: every cell of the notebook (fast mode, in this process)
+    # either runs or fails naming that blank ("not attempted" in its check, "still blank" where its result is
+    # used further down), never with a NameError or KeyError about a variable the blank left undefined.
+    monkeypatch.setenv("REGDAKIT_FAST", "1")
+    nb = nbformat.read(ROOT / "notebooks" / "exercises" / course.ASSIGNMENTS[assignment], as_version=4)
+    stub = r"\1# YOUR CODE HERE\n\1raise NotImplementedError()\n"
+    namespace: dict[str, object] = {}
+    failed = {}
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        meta = cell.metadata.get("nbgrader", {})
+        code = course._SOLUTION.sub(stub, cell.source) if meta.get("grade_id") == blank else cell.source
+        try:
+            exec(compile(code, f"cell {i}", "exec"), namespace)  # noqa: S102 - the repository's own notebook
+        except (Exception, NotImplementedError) as err:  # noqa: BLE001 - every failure is inspected below
+            failed[f"cell {i}"] = f"{type(err).__name__}: {err}"
+    names = (f"`{blank}` is still blank", f"{blank}: not attempted")
+    assert failed and all(any(n in why for n in names) for why in failed.values()), failed
+    assert any(f"{blank}: not attempted" in why for why in failed.values()), failed  # its own check says so

@@ -704,6 +704,21 @@ def test_a_blank_reports_itself_where_its_result_is_used():
         a, b = blank_ground_false()(truth)  # unpacking
 
 
+def test_an_exercise_given_a_blank_passes_it_on():
+    # ground_false blank, ground_false_distribution written: P_F of the blank H_F names ground_false where used.
+    @ex.exercise("ground_false_distribution")
+    def distribution(false):
+        return student_distribution(false)
+
+    truth = pseudo_labels(torch.randn(2, 3, 8, 8))[0]
+    p_false = distribution(blank_ground_false()(truth))
+    assert isinstance(p_false, ex.Blank)
+    with pytest.raises(NotImplementedError, match="`ground_false` is still blank"):
+        torch.log(p_false + 1e-6)
+    assert isinstance(distribution(false=blank_ground_false()(truth)), ex.Blank)  # as a keyword too
+    torch.testing.assert_close(distribution(truth), student_distribution(truth))  # written, given a tensor: runs
+
+
 def test_a_used_blank_shows_one_line_in_a_kernel():
     # Where a later cell uses a blank's result, IPython shows the one ✏️ line, not a traceback into regdakit.
     from IPython.core.interactiveshell import InteractiveShell

@@ -297,7 +297,12 @@ def _blank_message(name: str) -> str:
 
 
 class _Exercise:
-    """A student's function: records its calls for the checkers; a blank answers with a :class:`Blank`."""
+    """A student's function: records its calls for the checkers; a blank answers with a :class:`Blank`.
+
+    Outside a checker, a function given a :class:`Blank` (the result of a blank exercise upstream) gives back
+    that Blank without running: it could only fail on it, and the Blank names the function to write first
+    wherever its result is used next.
+    """
 
     def __init__(self, name: str, fn: Callable[..., Any]) -> None:
         self.exercise_name = name
@@ -307,6 +312,10 @@ class _Exercise:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for log in _calls:
             log.append(self)
+        if not _checking[0]:
+            given = next((a for a in _flatten(args, kwargs) if isinstance(a, Blank)), None)
+            if given is not None:
+                return given
         try:
             return self.fn(*args, **kwargs)
         except NotImplementedError as err:
@@ -333,8 +342,9 @@ def exercise(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     The decorated function behaves exactly like the undecorated one, except
     that while its body is still blank (it raises ``NotImplementedError``
     itself) a call returns a :class:`Blank`, which names the function to write
-    wherever the result is used; inside a checker the blank raises, and the
-    checker reports "not attempted".
+    wherever the result is used; a decorated function given such a Blank
+    returns it as it is. Inside a checker the blank raises, and the checker
+    reports "not attempted".
 
     Args:
         name: One of :data:`EXERCISES`.

@@ -143,9 +143,9 @@ ex.hidden_check("pck", pck, seed=12)
 
 # %%
 threshold = 0.05 * cfg.image_size
+landing = rk.metrics.error_landing(y_hat * stride, keypoints, visible, radius=threshold, map_size=cfg.image_size)
 print(f"PCK@0.05 of the source-only model on {n_images} {cfg.target_domain} images: "
       f"{float(pck(y_hat * stride, keypoints, visible, threshold)):.3f}")
-landing = rk.metrics.error_landing(y_hat * stride, keypoints, visible, radius=threshold, map_size=cfg.image_size)
 print(f"wrong: {landing.n_wrong}, of which on another keypoint: {landing.on_other:.2f} (chance {landing.chance:.2f})")
 
 # %% [md]

@@ -141,7 +141,19 @@ objectives = {
     "min_false": lambda adv: ground_false_loss(adv, main_1d),
     "min_truth": lambda adv: kl_loss(adv, truth_1d),
 }
-runs = {name: train_adversary(loss_of) for name, loss_of in objectives.items()}
+
+
+def your_blank():
+    """What your kl_loss or ground_false_loss returns while it is still blank (a value that names it), else None."""
+    for result in (lambda: kl_loss(start, truth_1d), lambda: ground_false_loss(start, main_1d)):  # L_F uses kl_loss
+        if isinstance(value := result(), ex.Blank):
+            return value
+    return None
+
+
+# While one of your functions is blank, `runs` is what it returned: the cells below say which one to write.
+blank = your_blank()
+runs = {name: train_adversary(loss_of) for name, loss_of in objectives.items()} if blank is None else blank
 library = {name: toy.adversary_trajectory(name, steps=300) for name in objectives}  # notebook 03's runs
 
 print(f"{'objective':<12}{'mean 0 → 300':>16}{'std 0 → 300':>16}{'library mean':>14}")
@@ -209,7 +221,8 @@ objectives_2d = {
     "max_kl": lambda adv: -kl_loss(adv, truth_2d),
     "min_false": lambda adv: ground_false_loss(adv, main_2d),
 }
-landings = {}
+blank = your_blank()
+landings = {} if blank is None else blank  # while one of your functions is blank, the cells below name it
 for name, loss_of in objectives_2d.items():
     adv_head = train_adversary_head(loss_of, steps)
     landings[name] = land = toy.adversary_landing(data, main_head, adv_head)
