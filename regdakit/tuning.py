@@ -42,9 +42,12 @@ from regdakit.selection import VALIDATORS
 __all__ = [
     "FLAG_DROP",
     "GRID",
+    "RATE_MARGIN",
+    "RATE_SCALES",
     "SOURCE_MARGIN",
     "check_seeds",
     "choose",
+    "choose_rate_scale",
     "score_model",
     "source_drop",
     "source_drop_flag",
@@ -209,6 +212,73 @@ def choose(
         "tolerance": tolerance,
         "pretrained_source_pck": pretrained,
         "candidates": rows,
+    }
+
+
+#: Multipliers of the reference's adaptation rates (``lr`` 0.01, ``head_lr`` 0.1) that
+#: :func:`choose_rate_scale` considers, largest first.
+RATE_SCALES: tuple[float, ...] = (1.0, 0.3, 0.1)
+#: Points of source-validation PCK@0.05 that continue-ERM may lose at any evaluation at a kept rate scale.
+RATE_MARGIN = 2.0
+
+
+def choose_rate_scale(runs: Iterable[Mapping[str, Any]], margin: float = RATE_MARGIN) -> dict[str, Any]:
+    """The largest rate scale at which plain continued source training keeps the source task, in every run.
+
+    The adaptation optimiser (RegDA's SGD, shared by every method) starts from a model trained with
+    another optimiser; too high a rate knocks the model off its source optimum before any method acts
+    (issue 18's "optimiser shock"). Continue-ERM, which has no method objective, isolates the optimiser:
+    a scale is **kept** when, in every run at it, no evaluation's source-validation PCK@0.05 falls more
+    than ``margin`` points below the model it started from. The largest kept scale is chosen; if none is
+    kept, the smallest scale, and the report says so. Reads ``scale``, ``start_source_pck`` and
+    ``source_pcks`` of each run (percent): no target number can enter the choice.
+
+    Args:
+        runs: One per (task, seed, scale), e.g. ``{"scale": 0.3, "start_source_pck": 72.1,
+            "source_pcks": [72.5, 71.4, 71.2]}``.
+        margin: Points a kept scale may lose at any evaluation.
+
+    Returns:
+        ``{"chosen_scale", "status" ("chosen" or "none_within_margin"), "kept", "worst_drop" (per scale,
+        the largest drop of any run at it), "margin_points", "note"}``.
+
+    Raises:
+        ValueError: No runs, a scale that is not a finite number > 0, a run without evaluations, or a PCK
+            outside [0, 100].
+
+    >>> runs = [{"scale": 1.0, "start_source_pck": 72.1, "source_pcks": [17.8, 66.6, 68.8]},
+    ...         {"scale": 0.3, "start_source_pck": 72.1, "source_pcks": [72.5, 71.4, 71.5]}]
+    >>> choice = choose_rate_scale(runs)
+    >>> choice["chosen_scale"], choice["kept"], choice["worst_drop"]
+    (0.3, [0.3], {'1.0': 54.3, '0.3': 0.7})
+    """
+    margin = _points("margin", margin)
+    worst: dict[float, float] = {}
+    for run in runs:
+        scale = run["scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+        start = _percent(f"start_source_pck at scale {scale}", run["start_source_pck"])
+        pcks = [_percent(f"source_pcks at scale {scale}", v) for v in run["source_pcks"]]
+        if not pcks:
+            raise ValueError(f"a run at scale {scale} has no evaluations")
+        worst[float(scale)] = max(worst.get(float(scale), -math.inf), round(start - min(pcks), 4))
+    if not worst:
+        raise ValueError("no runs to choose a rate scale from")
+    kept = sorted((scale for scale, drop in worst.items() if drop <= margin), reverse=True)
+    chosen = kept[0] if kept else min(worst)
+    note = (
+        f"largest scale whose continue-ERM kept every evaluation within {margin:g} points of its start"
+        if kept
+        else f"no scale kept every run within {margin:g} points; the smallest taken"
+    )
+    return {
+        "chosen_scale": chosen,
+        "status": "chosen" if kept else "none_within_margin",
+        "kept": kept,
+        "worst_drop": {str(scale): drop for scale, drop in sorted(worst.items(), reverse=True)},
+        "margin_points": margin,
+        "note": note,
     }
 
 

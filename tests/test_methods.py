@@ -228,6 +228,24 @@ def test_regda_lr_schedule_matches_reference():
     assert optimizers["head_adv"].param_groups[0]["lr"] == pytest.approx(0.1 * 1.5**-0.75)
 
 
+def test_lr_warmup_rises_linearly_over_its_share_of_the_run_then_decays_as_the_reference():
+    model = _model(regda)
+    cfg = regda.Config(lr_warmup=0.1)
+    optimizers = regda.make_optimizers(model, cfg)
+    sched = contract.make_schedulers(regda, optimizers, cfg, 200)  # a 200-iteration run: 20 iterations of warm-up
+    rates = []
+    for _ in range(30):
+        rates.append(optimizers["psi"].param_groups[0]["lr"])
+        for name, s in sched.items():
+            optimizers[name].step()  # no gradients: a no-op, in the order the scheduler expects
+            s.step()
+    decay = [(1 + 1e-4 * i) ** -0.75 for i in range(30)]
+    assert rates == pytest.approx([0.01 * min(1, (i + 1) / 20) * decay[i] for i in range(30)])
+    assert optimizers["head"].param_groups[0]["lr"] == pytest.approx(0.1 * (1 + 30e-4) ** -0.75)  # warm after 20
+    with pytest.raises(ValueError, match="lr_warmup is a share of the adaptation run"):
+        regda.Config(lr_warmup=1.5)
+
+
 # ----------------------------------------------------------- RegDA sub-steps
 
 

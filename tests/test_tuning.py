@@ -154,3 +154,40 @@ def test_stand_in_models_scored_and_chosen_without_target_labels():
     assert tuning.score_model(models[0.1], data, "source_pck") == {"source_pck": 100.0}
     with pytest.raises(ValueError, match="validator must be one of"):
         tuning.score_model(models[0.1], data, "target_pck")
+
+
+# --- the adaptation rate scale (choose_rate_scale) ----------------------------------------------------------
+
+
+def test_choose_rate_scale_keeps_a_scale_only_if_every_run_stays_within_the_margin():
+    runs = [
+        {"scale": 1.0, "start_source_pck": 72.0, "source_pcks": [71.0, 70.5]},  # hands: 1.5 points, kept alone
+        {"scale": 1.0, "start_source_pck": 90.0, "source_pcks": [87.0, 89.9]},  # bodies: 3.0 points, not kept
+        {"scale": 0.3, "start_source_pck": 72.0, "source_pcks": [72.5, 71.0]},
+        {"scale": 0.3, "start_source_pck": 90.0, "source_pcks": [89.0, 90.5]},
+    ]
+    choice = tuning.choose_rate_scale(runs)
+    assert choice["chosen_scale"] == 0.3 and choice["status"] == "chosen" and choice["kept"] == [0.3]
+    assert choice["worst_drop"] == {"1.0": 3.0, "0.3": 1.0}
+    assert tuning.choose_rate_scale(runs, margin=3.0)["chosen_scale"] == 1.0  # the margin is inclusive
+
+
+def test_choose_rate_scale_with_no_scale_kept_takes_the_smallest_and_says_so():
+    runs = [{"scale": s, "start_source_pck": 70.0, "source_pcks": [60.0]} for s in (1.0, 0.1, 0.3)]
+    choice = tuning.choose_rate_scale(runs)
+    assert choice["chosen_scale"] == 0.1 and choice["status"] == "none_within_margin" and choice["kept"] == []
+    assert "no scale kept" in choice["note"]
+
+
+@pytest.mark.parametrize(
+    ("runs", "match"),
+    [
+        ([], "no runs"),
+        ([{"scale": 0, "start_source_pck": 70.0, "source_pcks": [70.0]}], "scale must be a finite number > 0"),
+        ([{"scale": 1.0, "start_source_pck": 70.0, "source_pcks": []}], "has no evaluations"),
+        ([{"scale": 1.0, "start_source_pck": 0.7, "source_pcks": [170.0]}], r"source_pcks at scale 1.0 must be a PCK"),
+    ],
+)
+def test_choose_rate_scale_refuses_bad_runs(runs, match):
+    with pytest.raises(ValueError, match=match):
+        tuning.choose_rate_scale(runs)

@@ -147,8 +147,17 @@ def upgrade_key(key: str) -> str:
     return LEGACY_KEYS.get(key, key)
 
 
-def make_schedulers(method: ModuleType, optimizers: Mapping[str, torch.optim.Optimizer], cfg: Any) -> dict[str, Any]:
-    """The method's ``make_schedulers``, or the shared per-iteration decay of :mod:`regdakit.methods.recipe`."""
+def make_schedulers(
+    method: ModuleType,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    cfg: Any,
+    adapt_iterations: int = recipe.REFERENCE_ADAPT_ITERATIONS,
+) -> dict[str, Any]:
+    """The method's ``make_schedulers``, or the shared schedule of :mod:`regdakit.methods.recipe`.
+
+    ``adapt_iterations`` (the run's) sets the length of the shared schedule's warm-up, if its ``lr_warmup``
+    asks for one.
+    """
     own = getattr(method, "make_schedulers", None)
     if own is not None:
         return own(optimizers, cfg)
@@ -157,7 +166,7 @@ def make_schedulers(method: ModuleType, optimizers: Mapping[str, torch.optim.Opt
             f"{method.__name__} has no make_schedulers and its Config is not an SGDRecipe: "
             "define make_schedulers(optimizers, cfg) (return {} for constant rates)"
         )
-    return recipe.make_schedulers(optimizers, cfg)
+    return recipe.make_schedulers(optimizers, cfg, adapt_iterations)
 
 
 def prepare(method: ModuleType, model: PoseResNet, cfg: Any) -> PoseResNet:

@@ -87,6 +87,10 @@ class SGDRecipe:
         nesterov: Nesterov momentum.
         lr_gamma: Learning rates decay as ``(1 + lr_gamma * i) ** -lr_decay`` per iteration ``i``.
         lr_decay: See ``lr_gamma``.
+        lr_warmup: Share of the adaptation run (:func:`horizon`) over which every rate rises linearly from
+            ``1 / W`` of its value to all of it (``W`` the warm-up's iterations); 0, the reference's, for none.
+            An adaptation that starts from a model trained with another optimiser (the shipped models: Adam
+            at 1e-4 by the end) takes SGD's full momentum and rates at once otherwise: docs/training.md.
     """
 
     lr: float = 0.01
@@ -96,12 +100,15 @@ class SGDRecipe:
     nesterov: bool = True
     lr_gamma: float = 1e-4
     lr_decay: float = 0.75
+    lr_warmup: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("lr", "head_lr"):
             check_positive(name, getattr(self, name))
-        for name in ("momentum", "weight_decay", "lr_gamma", "lr_decay"):
+        for name in ("momentum", "weight_decay", "lr_gamma", "lr_decay", "lr_warmup"):
             check_positive(name, getattr(self, name), allow_zero=True)
+        if self.lr_warmup > 1:
+            raise ValueError(f"lr_warmup is a share of the adaptation run, in [0, 1]; got {self.lr_warmup}")
         check_sgd_momentum(self.momentum, self.nesterov)
 
 
@@ -153,13 +160,31 @@ def make_optimizers(
     return out
 
 
-def make_schedulers(optimizers: Mapping[str, torch.optim.Optimizer], recipe: SGDRecipe) -> dict[str, Any]:
+def make_schedulers(
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    recipe: SGDRecipe,
+    adapt_iterations: int = REFERENCE_ADAPT_ITERATIONS,
+) -> dict[str, Any]:
     """Per-iteration decay ``(1 + lr_gamma * i) ** -lr_decay`` of every optimiser (the trainer steps them).
 
-    The multiplier is 1.0 at 0, 0.738 at 5k and 0.503 at 15k iterations.
+    The multiplier is 1.0 at 0, 0.738 at 5k and 0.503 at 15k iterations. With ``recipe.lr_warmup`` > 0 it
+    is also multiplied by ``min(1, (i + 1) / W)``, ``W = horizon(lr_warmup, adapt_iterations)``: a linear
+    warm-up over that share of the run.
+
+    >>> opt = sgd([torch.zeros(1, requires_grad=True)], 0.1, SGDRecipe())
+    >>> warm = make_schedulers({"psi": opt}, SGDRecipe(lr_gamma=0.0, lr_warmup=0.1), adapt_iterations=40)["psi"]
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     rates.append(round(opt.param_groups[0]["lr"], 3))
+    ...     opt.step()
+    ...     warm.step()
+    >>> rates  # W = 4 iterations: 1/4, 2/4, 3/4, then all of the rate
+    [0.025, 0.05, 0.075, 0.1, 0.1]
     """
+    warmup = horizon(recipe.lr_warmup, adapt_iterations) if recipe.lr_warmup > 0 else 0
 
     def factor(i: int) -> float:
-        return (1 + recipe.lr_gamma * i) ** -recipe.lr_decay
+        rise = min(1.0, (i + 1) / warmup) if warmup else 1.0
+        return rise * (1 + recipe.lr_gamma * i) ** -recipe.lr_decay
 
     return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor) for name, opt in optimizers.items()}

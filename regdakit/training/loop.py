@@ -185,7 +185,7 @@ class _PhaseRun:
         if state is not None:
             load_weights(model, state["model"], self.last, "the checkpoint")
         self.optimizers = self.method.make_optimizers(model, phase.method_cfg)
-        self.schedulers = contract.make_schedulers(self.method, self.optimizers, phase.method_cfg)
+        self.schedulers = contract.make_schedulers(self.method, self.optimizers, phase.method_cfg, cfg.adapt_iterations)
         #: The run-level settings the step takes as keywords (the pseudo-labels' ``sigma``).
         self.step_settings = {name: getattr(cfg, name) for name in contract.run_settings(self.method)}
         self.start, self.window = 0, {}
