@@ -184,7 +184,7 @@ mine = rotated_chance(pred, gt, visible, radius, 360)
 chance = rk.metrics.landing_chance(pred, gt, visible, radius, map_size=map_size)
 # 1e-4, not exact: float32 and float64 can put a turned error that ends right at the radius on either side
 assert abs(mine - chance.rotated_errors) < 1e-4, "your chance (c) differs from the library's: see the check above"
-print(f"landing on another keypoint: {chance.on_other:.2f}")  # your share of section 1
+print(f"landing on another keypoint: {chance.on_other:.2f}")  # section 1's share (the library's count)
 print(f"chance (a) uniform over the map:     {chance.uniform_image:.2f}")
 print(f"chance (b) uniform in the hand's box: {chance.uniform_box:.2f}")
 print(f"chance (c) your turned errors:        {mine:.2f}")
