@@ -216,4 +216,5 @@ assert chance.ratio < 1, "the landing share should stay below the strongest chan
 #    `visible`, count the wrong predictions that lie outside the box of their
 #    image's visible keypoints, and compute the landing share of the others.
 #    What would that mean for the ground-false distribution of exercise 02,
-#    which is built from the other keypoints' predicted positions?
+#    which is built from the other keypoints' predicted positions? Compare
+#    with notebook 01's section "Errors that leave the hand".
