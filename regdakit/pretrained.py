@@ -17,6 +17,8 @@ instead of loading the file.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from regdakit.models import PoseResNet
 __all__ = [
     "LEGACY_SEED",
     "LEGACY_SETTINGS",
+    "NOT_THE_RECIPE",
     "ORACLE_SEEDS",
     "PRESET",
     "SEEDS",
@@ -36,6 +39,7 @@ __all__ = [
     "oracle_command",
     "oracle_config",
     "oracle_path",
+    "recipe_differences",
     "retrain_command",
     "retrain_config",
     "source_only_files",
@@ -60,6 +64,28 @@ LEGACY_SETTINGS = {
     "checkpoint_every": "200",
     "dann.reversal_iterations": "1000",  # the preset's value then; no effect on a source-only run
 }
+
+
+#: Config fields that cannot change the weights of a source-only or oracle run: where it ran and what it
+#: logs, and the sections of the adaptation methods, which a supervised run never reads. Their defaults may
+#: change after a model shipped (DANN's trade-off did) without making its recipe another one.
+NOT_THE_RECIPE = frozenset(
+    {"out", "device", "summary_evals", "log_every", "dist_timeout", "regda", "dan", "dann", "mcd"}
+)
+
+
+def recipe_differences(saved: dict[str, Any], cfg: Any) -> list[str]:
+    """The recipe settings in which a run's ``saved`` config differs from ``cfg``, as ``key: saved != cfg``.
+
+    Fields in :data:`NOT_THE_RECIPE` are ignored; an empty list means the run is the recipe of ``cfg``.
+    """
+    expected = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    saved = json.loads(json.dumps(saved))
+    return [
+        f"{key}: {saved.get(key)!r} != {expected.get(key)!r}"
+        for key in sorted(set(saved) | set(expected))
+        if key not in NOT_THE_RECIPE and saved.get(key) != expected.get(key)
+    ]
 
 
 def _check(task: str, seed: int | None) -> int:

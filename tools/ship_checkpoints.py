@@ -77,34 +77,12 @@ def half(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 
 
-#: Config fields that cannot change the weights of a source-only or oracle run: where it ran and what it
-#: logs, and the sections of the adaptation methods, which a supervised run never reads. Their defaults may
-#: change after a model shipped (DANN's trade-off did) without making its recipe another one.
-NOT_THE_RECIPE = frozenset(
-    {"out", "device", "summary_evals", "log_every", "dist_timeout", "regda", "dan", "dann", "mcd"}
-)
-
-
-def recipe_differences(saved: dict[str, Any], cfg: Any) -> list[str]:
-    """The recipe settings in which a run's ``saved`` config differs from ``cfg``, as ``key: saved != cfg``.
-
-    Fields in :data:`NOT_THE_RECIPE` are ignored; an empty list means the run is the recipe of ``cfg``.
-    """
-    expected = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    saved = json.loads(json.dumps(saved))
-    return [
-        f"{key}: {saved.get(key)!r} != {expected.get(key)!r}"
-        for key in sorted(set(saved) | set(expected))
-        if key not in NOT_THE_RECIPE and saved.get(key) != expected.get(key)
-    ]
-
-
 def ship(cfg: Any, path: Path) -> Path:
     """Copy the finished run of ``cfg`` to ``path`` (half precision), with its log and CPU seconds."""
     if not (cfg.run_dir / "final.json").is_file():
         raise SystemExit(f"{cfg.run_dir} has not finished: train it first (--train)")
     state = torch.load(cfg.run_dir / "last.pt", weights_only=True, map_location="cpu")
-    differences = recipe_differences(state["config"], cfg)
+    differences = pretrained.recipe_differences(state["config"], cfg)
     if differences:
         raise SystemExit(f"{cfg.run_dir} was not trained with the command of {path.name} ({'; '.join(differences)})")
     path.parent.mkdir(parents=True, exist_ok=True)
