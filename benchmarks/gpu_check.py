@@ -290,14 +290,15 @@ REPORT_CELL = """\
 # Appended by benchmarks/gpu_check.py to its executed copy (not part of the notebook).
 import json as _json
 print("GPU_CHECK_REPORT " + _json.dumps({
-    "on_gpu": ON_GPU,
-    "torch_device": torch.cuda.get_device_name() if ON_GPU else "cpu",
+    "on_gpu": DEVICE == "cuda",
+    "paper_preset": PAPER_PRESET,
+    "torch_device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
     "max_iterations": MAX_ITERATIONS,
     "runs": {task: {
         "preset_size": [cfg.backbone, cfg.image_size, cfg.batch_size],
         "pretrain_iterations": None if cfg.init_checkpoint else cfg.pretrain_iterations,
         "adapt_iterations": cfg.adapt_iterations,
-        "target_pck@0.05": results[task]["metrics"]["target_test"]["pck@0.05/all"],
+        "target_pck@0.05": results[task]["summary"]["metrics"]["target_test"]["pck@0.05/all"],
     } for task, cfg in configs.items()},
 }))
 """
@@ -350,6 +351,8 @@ def notebook04(device: str, out_dir: Path, max_iterations: int, cell_timeout: in
     nb.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
     # Kernels inherit this environment: the cap, full size otherwise (only the cap shortens the GPU branch).
     os.environ["REGDAKIT_MAX_ITERATIONS"] = str(max_iterations)
+    if device == "cuda":  # the notebook's paper-size branch, which only a GPU can run
+        os.environ["REGDAKIT_PAPER_PRESET"] = "1"
     os.environ.setdefault("REGDAKIT_FAST", "1" if device == "cpu" else "0")
     os.environ.pop("MPLBACKEND", None)  # figures inline, as tools/run_notebooks.py renders them (they are counted)
     km = _kernel()
@@ -393,7 +396,11 @@ def notebook04(device: str, out_dir: Path, max_iterations: int, cell_timeout: in
         "what": "notebook 04 executed (a copy, discarded) with REGDAKIT_MAX_ITERATIONS, "
         "its GPU branch on a GPU (the paper preset, capped)",
         "notebook": shown(source),
-        "environment": {k: os.environ[k] for k in ("REGDAKIT_MAX_ITERATIONS", "REGDAKIT_FAST")},
+        "environment": {
+            k: os.environ[k]
+            for k in ("REGDAKIT_MAX_ITERATIONS", "REGDAKIT_FAST", "REGDAKIT_PAPER_PRESET")
+            if k in os.environ
+        },
         "device": device_name(device),
         "ok": ok,
         "error": error,

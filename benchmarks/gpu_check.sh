@@ -13,7 +13,7 @@
 #   2. gpu_regda_short.json   a short RegDA run (`python -m regdakit train --preset=paper --backbone=resnet18`,
 #                             200 ERM + 100 RegDA iterations): images/s of the steps and of the whole loop, the
 #                             final metrics, the exact command                                     (limit 180 s)
-#   3. notebook04_gpu.json    notebook 04's GPU branch (the paper preset) executed with REGDAKIT_MAX_ITERATIONS=20:
+#   3. notebook04_gpu.json    notebook 04's paper-preset branch (REGDAKIT_PAPER_PRESET=1) with REGDAKIT_MAX_ITERATIONS=20:
 #                             per cell seconds, printed text and figure count (the executed copy is not kept)
 #                                                                                                  (limit 140 s)
 #
