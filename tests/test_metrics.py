@@ -199,14 +199,20 @@ def test_landing_chance_rotation_hand_computed():
     assert fine == pytest.approx(2 * math.asin(0.15) / math.pi, abs=1e-4)
 
 
+def _scattered(g: torch.Generator, b: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(gt, pred)``, each ``(b, k, 2)``: about half the predictions on another keypoint, half anywhere."""
+    gt = torch.rand(b, k, 2, generator=g) * 12 + 4
+    pred = torch.where(
+        torch.rand(b, k, 1, generator=g) < 0.5,
+        gt[:, torch.randperm(k, generator=g)],
+        torch.rand(b, k, 2, generator=g) * 20,
+    )
+    return gt, pred
+
+
 def test_landing_chance_equals_plain_loops():
     g = torch.Generator().manual_seed(5)
-    gt = torch.rand(5, 6, 2, generator=g) * 12 + 4
-    pred = torch.where(
-        torch.rand(5, 6, 1, generator=g) < 0.5,
-        gt[:, torch.randperm(6, generator=g)],
-        torch.rand(5, 6, 2, generator=g) * 20,
-    )
+    gt, pred = _scattered(g, 5, 6)
     vis = torch.rand(5, 6, generator=g) > 0.2
     radius, size, angles = 2.0, 20, 72
     r = landing_chance(pred, gt, vis, radius, map_size=size, angles=angles)
@@ -261,12 +267,7 @@ def test_landing_chance_among_a_subset_equals_the_subset_alone():
     # Restricting to some wrong predictions gives the measured share and the chance levels of those only:
     # the same numbers as marking the others correct (they then drop out of every mean).
     g = torch.Generator().manual_seed(7)
-    gt = torch.rand(6, 5, 2, generator=g) * 12 + 4
-    pred = torch.where(
-        torch.rand(6, 5, 1, generator=g) < 0.5,
-        gt[:, torch.randperm(5, generator=g)],
-        torch.rand(6, 5, 2, generator=g) * 20,
-    )
+    gt, pred = _scattered(g, 6, 5)
     vis = torch.ones(6, 5, dtype=torch.bool)
     among = torch.rand(6, 5, generator=g) < 0.5
     sub = landing_chance(pred, gt, vis, 2.0, map_size=20, angles=72, among=among)

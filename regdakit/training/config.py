@@ -120,9 +120,11 @@ def _adaptation_rates(scale: float) -> dict[str, Any]:
 
     The sections: RegDA's (which DD, the control and continue-ERM use too), DAN's, DANN's and MCD's.
     """
-    rates = {"lr": round(0.01 * scale, 10), "head_lr": round(0.1 * scale, 10)}
     sections = {"regda": RegDAConfig, "dan": DANConfig, "dann": DANNConfig, "mcd": MCDConfig}
-    return {name: config(**rates) for name, config in sections.items()}
+    return {
+        name: config(lr=round(config().lr * scale, 10), head_lr=round(config().head_lr * scale, 10))
+        for name, config in sections.items()
+    }
 
 
 def real_datasets() -> dict[str, Any]:
