@@ -13,7 +13,8 @@ notebook 05 name it as the script that made them):
 * **Rows.** Source only (the shipped model), continue-ERM (``continue``: the same extra iterations of
   plain ERM), the control (RegDA's schedule, game off), DAN, DANN, MCD, DD (bounded adversary), RegDA,
   the target fine-tune (``finetune``: the source-only model trained on target labels for the budget)
-  and the shipped oracles (:func:`regdakit.pretrained.oracle_path`); Table 2: DD, ``f'`` min ``L_F`` /
+  and the oracles (the shipped ones, :func:`regdakit.pretrained.oracle_path`; a reported seed's oracle that
+  does not ship is trained last with their recipe, ``--shipped-oracles-only`` leaves it out); Table 2: DD, ``f'`` min ``L_F`` /
   ``psi`` max ``L_F`` and RegDA. ``dd_unbounded`` (the paper's DD row, which diverges) on request.
 * **Tuned alike, without target labels.** Every method with a trade-off gets the grid
   :data:`regdakit.tuning.GRID` on a tuning seed that is never reported; :func:`regdakit.tuning.choose`
@@ -130,14 +131,21 @@ def source_checkpoint(task: str, seed: int, s: Mapping[str, Any]) -> tuple[Path,
 
 
 def oracle_checkpoint(task: str, seed: int, s: Mapping[str, Any]) -> Path | None:
-    """The shipped oracle of ``task`` (its default target) and ``seed`` (or its stand-in), None when absent."""
+    """The oracle of ``task`` (its default target) and ``seed``, None when absent.
+
+    The shipped file (or its stand-in in ``s["checkpoints"]``); else, where ``s["train_oracles"]``, the last
+    checkpoint of a finished run of the shipped oracles' recipe under ``s["out"]`` (an ``oracles`` job).
+    """
     from regdakit import pretrained
 
     path = pretrained.oracle_path(task, None, seed)
     if s["checkpoints"]:
         path = Path(s["checkpoints"]) / path.name
     elif seed not in pretrained.ORACLE_SEEDS.get((task, _target(task)), ()):
-        return None
+        if not s.get("train_oracles"):
+            return None
+        run = pretrained.oracle_config(task, None, seed, out=s["out"]).run_dir
+        return run / "last.pt" if (run / "final.json").is_file() else None
     return path if path.is_file() else None
 
 
@@ -177,6 +185,8 @@ def run_config(job: Job, s: Mapping[str, Any], trade_off: float | None) -> Any:
     from regdakit.tuning import trade_off_setting
 
     if job.stage == "pretrain":
+        if job.row == "oracle":
+            return pretrained.oracle_config(job.task, None, job.seed, out=s["out"])
         return pretrained.retrain_config(job.task, job.seed, out=s["out"])
     row = ROWS[job.row]
     init, ready = source_checkpoint(job.task, job.seed, s)
@@ -318,7 +328,7 @@ def _evaluate(job: Job, s: Mapping[str, Any]) -> dict[str, Any]:
     else:
         path = oracle_checkpoint(job.task, job.seed, s)
         if path is None:
-            raise FileNotFoundError(f"no shipped oracle of {job.task} seed {job.seed}")
+            raise FileNotFoundError(f"no oracle of {job.task} seed {job.seed} (shipped or trained)")
     cfg = _eval_config(job, s)
     model, saved, _ = T.load_checkpoint(path, "cpu")
     _check_geometry(path, saved, cfg)
@@ -393,12 +403,14 @@ def plan(
     grid: Sequence[float],
     s: Mapping[str, Any],
 ) -> tuple[dict[str, list[Job]], list[str]]:
-    """The jobs by stage, and what is missing (shipped oracles).
+    """The jobs by stage, and what is missing (oracles that neither ship nor are trained).
 
     Stages, each after the previous one: ``"pretrain"`` (source-only models that do not ship, trained with
     the shipped recipe), ``"tuning"`` (the evaluations of shipped models, the grid on the tuning seed, then
     the untuned rows on the reported seeds), ``"tuned"`` (the tuned rows on the reported seeds, with the
-    trade-off the tuning chose).
+    trade-off the tuning chose), then, where ``s["train_oracles"]``, ``"oracles"`` (the oracles of reported
+    seeds that do not ship, trained with the shipped oracles' recipe: last, as nothing before needs them)
+    and ``"oracle_eval"`` (their evaluations).
     """
     from regdakit.tuning import check_seeds
 
@@ -409,6 +421,7 @@ def plan(
     if not set(baseline_seeds) <= set(seeds):
         raise ValueError(f"--baseline_seeds {list(baseline_seeds)} must be among --seeds {list(seeds)}")
     pretrain, evaluations, tuning, untuned, tuned, missing = [], [], [], [], [], []
+    oracles, oracle_eval = [], []
     for task in tasks:
         for seed in (tuning_seed, *seeds):
             if not source_checkpoint(task, seed, s)[1]:
@@ -419,8 +432,13 @@ def plan(
             row_seeds = seeds if spec.core else baseline_seeds
             if row == "oracle":
                 have = [seed for seed in row_seeds if oracle_checkpoint(task, seed, s) is not None]
-                missing += [f"oracle of {task} seed {seed}" for seed in row_seeds if seed not in have]
+                absent = [seed for seed in row_seeds if seed not in have]
                 evaluations += [Job("reported", task, row, seed) for seed in have]
+                if s.get("train_oracles") and not s["checkpoints"]:
+                    oracles += [Job("pretrain", task, row, seed) for seed in absent]
+                    oracle_eval += [Job("reported", task, row, seed) for seed in absent]
+                else:
+                    missing += [f"oracle of {task} seed {seed}" for seed in absent]
             elif spec.method is None:
                 evaluations += [Job("reported", task, row, seed) for seed in row_seeds]
             elif spec.tuned:
@@ -428,7 +446,10 @@ def plan(
                 tuned += [Job("reported", task, row, seed) for seed in row_seeds]
             else:
                 untuned += [Job("reported", task, row, seed) for seed in row_seeds]
-    return {"pretrain": pretrain, "tuning": evaluations + tuning + untuned, "tuned": tuned}, missing
+    stages = {"pretrain": pretrain, "tuning": evaluations + tuning + untuned, "tuned": tuned}
+    if oracles:
+        stages |= {"oracles": oracles, "oracle_eval": oracle_eval}
+    return stages, missing
 
 
 def choices(results: Iterable[Mapping[str, Any]], s: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -547,7 +568,8 @@ def estimate(jobs: Mapping[str, list[Job]], rates: Mapping[str, Any], s: Mapping
     for stage, stage_jobs in jobs.items():
         for job in stage_jobs:
             if job.stage == "pretrain":
-                cfg = pretrained.retrain_config(job.task, job.seed)
+                cfg = (pretrained.oracle_config(job.task, None, job.seed) if job.row == "oracle"
+                       else pretrained.retrain_config(job.task, job.seed))  # fmt: skip
                 r = method_rate("erm")
                 cost = r["fixed_s"] + cfg.pretrain_iterations * r["iteration_s"]
                 cost += (cfg.pretrain_iterations // cfg.eval_every - 1) * eval_s
@@ -569,8 +591,13 @@ def estimate(jobs: Mapping[str, list[Job]], rates: Mapping[str, Any], s: Mapping
 
 
 def largest_budget(jobs: Mapping[str, list[Job]], rates: Mapping[str, Any], s: Mapping[str, Any], hours: float) -> int:
-    """The largest ``adapt_iterations`` (a multiple of 100) whose estimate fits ``hours`` of ``s["workers"]`` cores."""
+    """The largest ``adapt_iterations`` (a multiple of 100) whose estimate fits ``hours`` of ``s["workers"]`` cores.
+
+    The ``oracles`` stage is not counted: like the shipped models, the oracles are trained with the recipe
+    (they cost the same at any budget), and a comparison whose oracles all ship has none.
+    """
     best = 0
+    jobs = {stage: stage_jobs for stage, stage_jobs in jobs.items() if stage != "oracles"}
     for n in range(100, 100001, 100):
         if estimate(jobs, rates, {**s, "adapt_iterations": n})["total_cpu_hours"] > hours * s["workers"]:
             break
@@ -869,6 +896,12 @@ def main(argv: list[str] | None = None) -> None:
         help="a folder of stand-in source-only and oracle models named as the shipped ones (tests)",
     )
     parser.add_argument(
+        "--shipped-oracles-only",
+        dest="train_oracles",
+        action="store_false",
+        help="report only the oracles that ship (default: train the reported seeds' others, last)",
+    )
+    parser.add_argument(
         "--dry-run", dest="dry_run", action="store_true", help="print the jobs and their cost; train nothing"
     )
     parser.add_argument(
@@ -904,6 +937,7 @@ def main(argv: list[str] | None = None) -> None:
         "validator": args.validator,
         "margin": tuning.SOURCE_MARGIN if args.margin is None else args.margin,
         "workers": args.workers,
+        "train_oracles": args.train_oracles,
     }
     grid = tuple(args.grid) if args.grid else tuning.GRID
     try:
@@ -937,6 +971,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             stage.append((j, s, trade_off))
         _run_stage(stage, args.workers, start)
+        for name in ("oracles", "oracle_eval"):
+            _run_stage([(j, s, None) for j in jobs.get(name, [])], args.workers, start)
         invocations.append(
             {"date": provenance()["date"], "wall_s": round(time.perf_counter() - start, 1), "workers": args.workers}
         )

@@ -143,6 +143,30 @@ def test_the_plan_refuses_a_reported_tuning_seed_and_trains_missing_models(v2, c
     assert missing == ["oracle of hands seed 2"]
 
 
+def test_oracles_that_do_not_ship_are_trained_last_with_the_shipped_recipe(v2, tmp_path):
+    from regdakit import pretrained
+
+    s = {**_settings(tmp_path, tmp_path), "checkpoints": None, "train_oracles": True}
+    shipped = pretrained.ORACLE_SEEDS["hands", "studio"]
+    absent = max(pretrained.SEEDS["hands"]) + 50  # a seed no oracle ships for
+    jobs, missing = v2.plan(["hands"], [shipped[0], absent], [], 7, ["oracle"], (1.0,), s)
+    assert missing == []
+    assert [j.id for j in jobs["oracles"]] == [f"pretrain-hands-oracle-seed{absent}"]
+    assert [j.id for j in jobs["oracle_eval"]] == [f"reported-hands-oracle-seed{absent}"]
+    assert f"reported-hands-oracle-seed{shipped[0]}" in [j.id for j in jobs["tuning"]]
+    assert list(jobs)[-2:] == ["oracles", "oracle_eval"]  # after the adaptation stages: nothing there needs them
+    cfg = v2.run_config(jobs["oracles"][0], s, None)
+    assert cfg.method == "oracle" and cfg.run_dir == pretrained.oracle_config("hands", None, absent, s["out"]).run_dir
+    # Until its run has finished the oracle is not available; then the evaluation reads its last checkpoint.
+    assert v2.oracle_checkpoint("hands", absent, s) is None
+    (cfg.run_dir).mkdir(parents=True)
+    (cfg.run_dir / "final.json").write_text("{}")
+    assert v2.oracle_checkpoint("hands", absent, s) == cfg.run_dir / "last.pt"
+    # Without training, the absent oracle is named as missing.
+    _, missing = v2.plan(["hands"], [absent], [], 7, ["oracle"], (1.0,), {**s, "train_oracles": False})
+    assert missing == [f"oracle of hands seed {absent}"]
+
+
 def test_reported_metrics_are_the_mean_of_the_last_evaluations(v2, tmp_path):
     def ev(phase, it, src, tgt):
         e = {"source_val": {"pck@0.05/all": src, "pck@0.1/all": src}, "target_test": {"pck@0.05/all": tgt,
