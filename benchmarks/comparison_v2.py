@@ -14,8 +14,8 @@ notebook 05 name it as the script that made them):
   plain ERM), the control (RegDA's schedule, game off), DAN, DANN, MCD, DD (bounded adversary), RegDA,
   the target fine-tune (``finetune``: the source-only model trained on target labels for the budget)
   and the oracles (the shipped ones, :func:`regdakit.pretrained.oracle_path`; a reported seed's oracle that
-  does not ship is trained last with their recipe, ``--shipped-oracles-only`` leaves it out); Table 2: DD, ``f'`` min ``L_F`` /
-  ``psi`` max ``L_F`` and RegDA. ``dd_unbounded`` (the paper's DD row, which diverges) on request.
+  does not ship is trained last with their recipe, ``--shipped-oracles-only`` leaves it out); Table 2: DD,
+  ``f'`` min ``L_F`` / ``psi`` max ``L_F`` and RegDA. ``dd_unbounded`` (the paper's DD row, which diverges) on request.
 * **Tuned alike, without target labels.** Every method with a trade-off gets the grid
   :data:`regdakit.tuning.GRID` on a tuning seed that is never reported; :func:`regdakit.tuning.choose`
   keeps the candidates within a margin of the pre-trained source PCK and lets a label-free validator
