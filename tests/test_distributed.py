@@ -55,10 +55,8 @@ def _cfg(**changes):
 
 
 #: RegDA's warm start at the horizon these tests were written for (N = 1000: over 3 iterations lambda < 2e-4, the
-#: game's gradient into psi negligible). With the horizon scaled to the 3-iteration run (N = 1), the 2-rank run and
-#: its one-process emulation differ by 0.2 % in conv1's momentum (4e-4 of 0.19), 500 times what reordering the
-#: batch's halves gives (7e-7): "regda_game_on" below, an expected failure to investigate. It predates the scaled
-#: horizon (c3c7076 with warmup_iterations=1 gives the same numbers): N = 1000 had hidden it.
+#: game's gradient into psi negligible), for the exact comparisons. With the game on ("regda_game_on", N scaled
+#: to the run) the two runs cannot agree exactly: see test_the_game_on_agrees_but_for_relu_kinks.
 _GAME_OFF = dataclasses.replace(T.PRESETS["ci"].regda, warmup_iterations=1000)
 _PLAIN = dataclasses.replace(_GAME_OFF, fused=False)
 EVAL_CFG = _cfg(eval_size=9)  # uneven shards: 4 and 5 images
@@ -174,12 +172,6 @@ def _last(root: Path, name: str) -> dict:
         "erm",
         "regda",
         "regda_plain",
-        pytest.param(
-            "regda_game_on",
-            marks=pytest.mark.xfail(
-                strict=True, reason="with lambda ~0.08 the 2-rank run and the emulation differ (see _GAME_OFF)"
-            ),
-        ),
     ],
 )
 def test_two_processes_train_as_one_with_the_same_global_batch(ddp, name, tmp_path, as_two_ranks):
@@ -202,6 +194,38 @@ def test_two_processes_train_as_one_with_the_same_global_batch(ddp, name, tmp_pa
     # Both ranks return the same (gathered) evaluation.
     assert results[0]["value"][name]["metrics"] == results[1]["value"][name]["metrics"]
     assert reference["iteration"] == results[0]["value"][name]["iteration"]
+
+
+def test_the_game_on_agrees_but_for_relu_kinks(ddp, tmp_path, as_two_ranks):
+    # With the game on (lambda 0.05-0.08 by iteration 3), step C's gradient reaches psi through f', and the two
+    # runs agree to 1e-6 in weights, features and f''s outputs, yet one momentum tensor differs by 0.2 %. Traced
+    # (an ad hoc probe, 2026-12-06): at iteration 3 a single pre-activation before a ReLU of the upsampling sits
+    # at -5e-8 in one run and +8e-7 in the other, float32 noise on either side of the kink; the gradient routed
+    # through that one element moves the grads of the layer below it by ~1 % (each run matches its own float64
+    # recomputation). The DDP gradients equal the same process's plain autograd gradients exactly, and the
+    # all-reduce is exact. So the check here is in norms, loose enough for one kink, tight enough for a real bug
+    # (a missing average, lambda or player gives differences of order 1).
+    root, _ = ddp
+    cfg, _ = RUNS["regda_game_on"]
+    T.train(dataclasses.replace(cfg, out=str(tmp_path)), progress=False)
+    mine, theirs = _last(root, "regda_game_on"), torch.load(tmp_path / "regda_game_on" / "last.pt", weights_only=True)
+
+    def close_in_norm(a: torch.Tensor, b: torch.Tensor, rel: float) -> bool:
+        return bool((a - b).norm() <= rel * b.norm() + 1e-7)
+
+    for key, value in theirs["model"].items():
+        if value.is_floating_point():
+            assert close_in_norm(mine["model"][key], value, 1e-4), key
+    buffers = [
+        (f"{opt}/{pid}", state["momentum_buffer"], mine["optimizers"][opt]["state"][pid]["momentum_buffer"])
+        for opt in theirs["optimizers"]
+        for pid, state in theirs["optimizers"][opt]["state"].items()
+    ]
+    assert buffers and all(close_in_norm(b, a, 1e-2) for _, a, b in buffers), [
+        (name, float((b - a).norm() / a.norm())) for name, a, b in buffers if not close_in_norm(b, a, 1e-2)
+    ]
+    # lambda was on: the game moved psi (else this test would be the game-off one).
+    assert T.make_config("ci").regda.warmup_iterations is None
 
 
 @pytest.mark.parametrize("name", ["control", "dd", "mcd", "dan", "dann"])
