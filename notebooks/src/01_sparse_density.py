@@ -520,14 +520,16 @@ goals = {(task, target): t["goals"] for task, entry in bench["tasks"].items() fo
 assert not goals["hands", "studio"]["landing_at_least_1.5x_strongest_chance"]["met"], "hands: the summary says not met"
 assert not goals["hands", "studio"]["landing_above_source"]["met"], "hands: the summary says below the source"
 ratios = {t: bodies_entry["targets"][t]["ratio_to_strongest_chance"]["mean"] for t in ("lab", "wild")}
-assert abs(ratios["lab"] - 2.1) < 0.15 and abs(ratios["wild"] - 1.6) < 0.15, f"the summary's ratios: {ratios}"
+assert abs(ratios["lab"] - 2.2) < 0.15 and abs(ratios["wild"] - 1.6) < 0.15, f"the summary's ratios: {ratios}"
 assert all(m["targets"][t]["ratio_to_strongest_chance"] >= 1.5
            for m in bench["tasks"]["bodies"]["source_only"] for t in ("lab", "wild")), "bodies: every seed >= 1.5 x"
 assert goals["bodies", "lab"]["landing_above_source"]["met"], "lab: the summary says above the source"
-assert not goals["bodies", "wild"]["landing_above_source"]["met"], "wild: the summary says not above the source"
+wild_target = bodies_entry["targets"]["wild"]["landing_on_other"]["mean"]
+wild_source = bodies_entry["source_landing_on_other"]["mean"]
+assert abs(wild_target - wild_source) < 0.02, f"wild: the summary says about the source's share: {wild_target}, {wild_source}"
 assert all(g["oracle_at_least_15_points_above"]["met"] for g in goals.values()), "every target: a real domain gap"
 hands, bodies = bench["tasks"]["hands"], bench["tasks"]["bodies"]
-about = {"hands source": (hands["source_on_source"], 0.73), "hands target": (hands["targets"]["studio"]["source_on_target"], 0.21),
+about = {"hands source": (hands["source_on_source"], 0.73), "hands target": (hands["targets"]["studio"]["source_on_target"], 0.19),
          "bodies source": (bodies["source_on_source"], 0.90)}
 about |= {f"bodies {t}": (bodies["targets"][t]["source_on_target"], 0.55) for t in ("lab", "wild")}
 assert all(abs(value["mean"] - claimed) < 0.03 for value, claimed in about.values()), "the summary's PCK numbers"
@@ -539,7 +541,7 @@ print("the summary's claims hold in the committed benchmark")
 # ## Summary
 #
 # * A source-only model loses accuracy on the target domain: hands from about 73 %
-#   to about 21 % PCK@0.05, bodies from about 90 % to about 55 % (section 6), while
+#   to about 19 % PCK@0.05, bodies from about 90 % to about 55 % (section 6), while
 #   a model trained on target labels (the oracle) reaches 81 to 98 %.
 # * "Wrong predictions land on other keypoints more than chance" depends on the
 #   chance. Uniform over the image (a) is the weakest; errors thrown into the
@@ -548,10 +550,11 @@ print("the summary's claims hold in the committed benchmark")
 #   ratio to the strongest of the three, and the source domain beside the target
 #   separates the domain shift from the model's own habits.
 # * **Bodies show the paper's effect**: on both targets the landing share is
-#   above 1.5 × the strongest chance on every seed (about 2.1 × on lab, 1.6 × on
+#   above 1.5 × the strongest chance on every seed (about 2.2 × on lab, 1.6 × on
 #   wild). On *lab* it is also higher
-#   than on the source; on *wild* it is about the source's share, so there the
-#   pattern is the model's habit more than the shift's doing.
+#   than on the source; on *wild* it is about the source's share (0.59 against
+#   0.59: above it by less than the seeds' spread), so there the pattern is the
+#   model's habit more than the shift's doing.
 # * **Hands do not**, on this benchmark: about half of the studio errors leave the
 #   hand (the detector loses it on the backdrop), and the errors that stay on the
 #   hand beat chance by a small factor, because a hand's keypoints fill its box.

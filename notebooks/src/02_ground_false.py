@@ -362,7 +362,7 @@ for task, entry in bench["tasks"].items():
 gaps = {(task, target): t["p_f_gap"] for task, entry in bench["tasks"].items() for target, t in entry["targets"].items()}
 assert all(g <= 0 for g in gaps["hands", "studio"]["values"]), "hands: the summary says no seed has a positive gap"
 hands_gaps = gaps["hands", "studio"]["values"]
-assert abs(min(hands_gaps) + 0.14) < 0.02 and abs(max(hands_gaps) + 0.01) < 0.02, f"the summary's range: {hands_gaps}"
+assert abs(min(hands_gaps) + 0.21) < 0.02 and abs(max(hands_gaps) + 0.01) < 0.02, f"the summary's range: {hands_gaps}"
 assert all(gaps["bodies", t]["ci95"][0] > 0 for t in ("lab", "wild")), "bodies: the summary says a positive gap"
 assert all(gaps["bodies", t]["mean"] < 0.15 for t in ("lab", "wild")), "bodies: the summary says a small gap"
 print("the summary's claims hold in the committed benchmark")
@@ -383,7 +383,7 @@ print("the summary's claims hold in the committed benchmark")
 # * Measured over every shipped seed (section 6): on **bodies** the region covers
 #   the wrong predictions more often than the correct ones, by a small but clear
 #   margin. On **hands** it covers the *correct* ones at least as often, on
-#   every seed (the gap ranges from about −0.01 to −0.14), and for the model
+#   every seed (the gap ranges from about −0.01 to −0.21), and for the model
 #   above whether the mistakes stay on the hand or leave it. `P_F` is a guess of where a keypoint is
 #   confused with another, not a map of every mistake; how much that guess helps
 #   is what training RegDA measures (notebooks 04 and 05).
