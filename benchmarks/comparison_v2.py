@@ -51,7 +51,7 @@ import multiprocessing as mp
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,7 +260,10 @@ def run_job(job: Job, s: Mapping[str, Any], trade_off: float | None = None) -> d
 
     torch.set_num_threads(1)
     path = result_path(job, s)
-    if path.is_file():
+    # A pre-training's result says where its model is; the model, not the result, says it is done (the run
+    # folder may be lost, e.g. a fresh checkout with the results committed but ``runs/`` not): train it again.
+    lost = job.stage == "pretrain" and job.row == "source_only" and not source_checkpoint(job.task, job.seed, s)[1]
+    if path.is_file() and not lost:
         done = json.loads(path.read_text())
         if job.stage == "reported" and ROWS[job.row].tuned and done.get("trade_off") != trade_off:
             raise ValueError(
@@ -829,7 +832,12 @@ def markdown(result: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- main
 
 
-def _run_stage(jobs: Sequence[tuple[Job, dict, float | None]], workers: int, start: float) -> list[dict[str, Any]]:
+def _run_stage(
+    jobs: Sequence[tuple[Job, dict, float | None]],
+    workers: int,
+    start: float,
+    on_result: Callable[[], None] = lambda: None,
+) -> list[dict[str, Any]]:
     done = []
     if workers == 0:  # in this process (tests, debugging)
         results: Iterable[dict] = map(_job_worker, jobs)
@@ -845,6 +853,7 @@ def _run_stage(jobs: Sequence[tuple[Job, dict, float | None]], workers: int, sta
                 f"({result.get('wall_s', 0) / 60:.1f} min)",
                 flush=True,
             )
+            on_result()
     finally:
         if pool is not None:
             pool.close()
@@ -960,8 +969,18 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     if not args.summarise_only:
         args.results.mkdir(parents=True, exist_ok=True)
-        _run_stage([(j, s, None) for j in jobs["pretrain"]], args.workers, start)
-        _run_stage([(j, s, None) for j in jobs["tuning"]], args.workers, start)
+        this = {"date": provenance()["date"], "wall_s": 0.0, "workers": args.workers}
+
+        def record_wall() -> None:
+            # After every job (finished or read back), so that an interrupted or failed invocation still
+            # counts the time it took.
+            if not invocations or invocations[-1] is not this:
+                invocations.append(this)
+            this["wall_s"] = round(time.perf_counter() - start, 1)
+            ledger.write_text(json.dumps(invocations, indent=2) + "\n")
+
+        _run_stage([(j, s, None) for j in jobs["pretrain"]], args.workers, start, record_wall)
+        _run_stage([(j, s, None) for j in jobs["tuning"]], args.workers, start, record_wall)
         chosen = choices(_finished(s), s)
         stage = []
         for j in jobs["tuned"]:
@@ -970,13 +989,10 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"no trade-off chosen for {j.task} {j.row} (its tuning failed or did not run): {j.id} left out")
                 continue
             stage.append((j, s, trade_off))
-        _run_stage(stage, args.workers, start)
+        _run_stage(stage, args.workers, start, record_wall)
         for name in ("oracles", "oracle_eval"):
-            _run_stage([(j, s, None) for j in jobs.get(name, [])], args.workers, start)
-        invocations.append(
-            {"date": provenance()["date"], "wall_s": round(time.perf_counter() - start, 1), "workers": args.workers}
-        )
-        ledger.write_text(json.dumps(invocations, indent=2) + "\n")
+            _run_stage([(j, s, None) for j in jobs.get(name, [])], args.workers, start, record_wall)
+        record_wall()
     wanted = {j.id for stage in jobs.values() for j in stage}
     results = [r for r in _finished(s) if r["id"] in wanted]
     summary = summarise(results, args.rows, s)

@@ -98,13 +98,16 @@ def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, 
     again = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
     assert len(again["invocations"]) == 2 and time.perf_counter() - start < 30
     assert again["tasks"]["hands"]["rows"]["regda"] == regda
-    # Another budget on the same results is refused, naming the file.
+    # Another budget on the same results is refused, naming the file; the time it took is still recorded
+    # (the ledger is written after every job, so that an interrupted invocation counts too).
     with pytest.raises(ValueError, match="was run with adapt_iterations=4, this invocation 6"):
         v2.main([*_argv(tmp_path, checkpoints), "--adapt_iterations", "6"])
+    ledger = json.loads((tmp_path / "results" / "invocations.json").read_text())
+    assert len(ledger) == 3 and ledger[:2] == again["invocations"] and 0 <= ledger[2]["wall_s"] < 30
     # --summarise-only trains nothing and adds no invocation; the tables are the same.
     v2.main(_argv(tmp_path, checkpoints, "--summarise-only"))
     summarised = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
-    assert len(summarised["invocations"]) == 2 and summarised["tasks"] == again["tasks"]
+    assert summarised["invocations"] == ledger and summarised["tasks"] == again["tasks"]
 
 
 def test_dry_run_lists_the_jobs_and_their_cost(v2, checkpoints, tmp_path, capsys):
@@ -141,6 +144,32 @@ def test_the_plan_refuses_a_reported_tuning_seed_and_trains_missing_models(v2, c
     assert [j.id for j in jobs["pretrain"]] == ["pretrain-hands-source_only-seed7"]  # no stand-in of seed 7
     assert [j.id for j in jobs["tuned"]] == ["reported-hands-dan-seed1"]  # DAN is not core: baseline seeds only
     assert missing == ["oracle of hands seed 2"]
+
+
+def test_a_pretraining_whose_model_is_lost_runs_again(v2, checkpoints, tmp_path, monkeypatch):
+    # Its result JSON is committed, its run folder (under the ignored runs/) is not: a fresh checkout has
+    # the one without the other, and every job that starts from the model would fail to load it.
+    s = _settings(tmp_path, checkpoints)
+    job = v2.Job("pretrain", "hands", "source_only", 7)  # no stand-in of seed 7
+    model = v2.source_checkpoint("hands", 7, s)[0]
+    trained = []
+
+    def fake_pretrain(job, s):  # the real one trains the shipped recipe for an hour
+        trained.append(job.id)
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(b"model")
+        (model.parent / "final.json").write_text("{}")
+        return {"checkpoint": str(model), "kind": "pretrain"}
+
+    monkeypatch.setattr(v2, "_pretrain", fake_pretrain)
+    v2.run_job(job, s)
+    v2.run_job(job, s)  # the model is there: read back
+    assert trained == [job.id] and v2.source_checkpoint("hands", 7, s)[1]
+    (model.parent / "final.json").unlink()
+    model.unlink()
+    assert v2.result_path(job, s).is_file() and not v2.source_checkpoint("hands", 7, s)[1]
+    v2.run_job(job, s)
+    assert trained == [job.id, job.id] and v2.source_checkpoint("hands", 7, s)[1]
 
 
 def test_oracles_that_do_not_ship_are_trained_last_with_the_shipped_recipe(v2, tmp_path):
