@@ -449,6 +449,8 @@ def plan(
                 tuned += [Job("reported", task, row, seed) for seed in row_seeds]
             else:
                 untuned += [Job("reported", task, row, seed) for seed in row_seeds]
+    # The core rows (RegDA) first: an interrupted run then has the comparison the goals are about.
+    tuned.sort(key=lambda job: not ROWS[job.row].core)
     stages = {"pretrain": pretrain, "tuning": evaluations + tuning + untuned, "tuned": tuned}
     if oracles:
         stages |= {"oracles": oracles, "oracle_eval": oracle_eval}

@@ -144,6 +144,11 @@ def test_the_plan_refuses_a_reported_tuning_seed_and_trains_missing_models(v2, c
     assert [j.id for j in jobs["pretrain"]] == ["pretrain-hands-source_only-seed7"]  # no stand-in of seed 7
     assert [j.id for j in jobs["tuned"]] == ["reported-hands-dan-seed1"]  # DAN is not core: baseline seeds only
     assert missing == ["oracle of hands seed 2"]
+    # RegDA (a core row) comes first among the tuned jobs, so an interrupted run has what the goals are about.
+    jobs, _ = v2.plan(["hands", "bodies"], [1, 2], [1], 7, ["dan", "regda"], (1.0,), s)
+    assert [j.id for j in jobs["tuned"]] == [
+        "reported-hands-regda-seed1", "reported-hands-regda-seed2", "reported-bodies-regda-seed1",
+        "reported-bodies-regda-seed2", "reported-hands-dan-seed1", "reported-bodies-dan-seed1"]  # fmt: skip
 
 
 def test_a_pretraining_whose_model_is_lost_runs_again(v2, checkpoints, tmp_path, monkeypatch):
