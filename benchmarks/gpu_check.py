@@ -9,19 +9,19 @@
     python benchmarks/gpu_check.py summary --times FILE          # the time budget table of the stages
 
 ``regda-short`` runs ``python -m regdakit train`` (the command line's own ``main``, in this process) at the
-GPU teaching setting: the ``paper`` preset's size (256 -> 64, batch 32) with ResNet-18, short schedules and the
-short-run recipe of the ``cpu-bench`` preset (Adam at 1e-3 for the from-scratch pre-training, RegDA's
-gradient-scaling warm start shortened in proportion: 1000 x 100 / 15000 = 7). It wraps the step functions of
+GPU teaching setting, the ``gpu-student`` preset (ResNet-18, 128 -> 32, batch 32, the ``cpu-bench`` recipe:
+Adam at 1e-3 for the from-scratch pre-training) with short schedules, so that its measured rates check the
+preset's estimate (``benchmarks/results/gpu_preset_cost.json``). It wraps the step functions of
 ERM and RegDA to time them (with a device synchronisation, which the trainer's loss read-out makes anyway) and
 writes ``gpu_regda_short.json``: source images per second of the steps alone and of the whole loop (rendering
 the synthetic batches, evaluation and checkpoints included), the last ERM and the final RegDA evaluation, and
 the exact command, with relative paths only (the run lives in a temporary folder, deleted afterwards).
 
 ``notebook04`` executes a copy of ``notebooks/04_regda_training.ipynb`` with ``REGDAKIT_MAX_ITERATIONS`` set
-(its GPU branch otherwise trains the whole ``paper`` preset: hours), in a fresh kernel of this Python, working
-directory ``notebooks/``, and keeps only a summary, ``notebook04_gpu.json``: per code cell its seconds, its
-printed text (trimmed) and its figure count, and what one extra cell appended to the copy reports (device,
-branch, iterations, final target PCK). The executed notebook itself is not kept.
+and, on a GPU, ``REGDAKIT_PRESET=gpu-student`` (the branch a student runs there, capped), in a fresh kernel of
+this Python, working directory ``notebooks/``, and keeps only a summary, ``notebook04_gpu.json``: per code cell
+its seconds, its printed text (trimmed) and its figure count, and what one extra cell appended to the copy
+reports (device, preset, iterations, final target PCK). The executed notebook itself is not kept.
 
 ``--device cpu`` runs the same stages at a toy size (tests/test_gpu_check.py).
 """
@@ -60,8 +60,7 @@ NEEDS = {
 #: (module docstring); the CPU one a toy of the same command that runs in seconds.
 TRAIN_SETTINGS = {
     "cuda": [
-        "--preset=paper",
-        "--backbone=resnet18",
+        "--preset=gpu-student",
         "--pretrain_iterations=200",
         "--adapt_iterations=100",
         "--eval_every=100",
@@ -291,7 +290,7 @@ REPORT_CELL = """\
 import json as _json
 print("GPU_CHECK_REPORT " + _json.dumps({
     "on_gpu": DEVICE == "cuda",
-    "paper_preset": PAPER_PRESET,
+    "preset": PRESET,
     "torch_device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu",
     "max_iterations": MAX_ITERATIONS,
     "runs": {task: {
@@ -351,8 +350,8 @@ def notebook04(device: str, out_dir: Path, max_iterations: int, cell_timeout: in
     nb.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
     # Kernels inherit this environment: the cap, full size otherwise (only the cap shortens the GPU branch).
     os.environ["REGDAKIT_MAX_ITERATIONS"] = str(max_iterations)
-    if device == "cuda":  # the notebook's paper-size branch, which only a GPU can run
-        os.environ["REGDAKIT_PAPER_PRESET"] = "1"
+    if device == "cuda":  # the notebook's GPU preset, which trains both phases there
+        os.environ["REGDAKIT_PRESET"] = "gpu-student"
     os.environ.setdefault("REGDAKIT_FAST", "1" if device == "cpu" else "0")
     os.environ.pop("MPLBACKEND", None)  # figures inline, as tools/run_notebooks.py renders them (they are counted)
     km = _kernel()
@@ -394,12 +393,10 @@ def notebook04(device: str, out_dir: Path, max_iterations: int, cell_timeout: in
         error = f"the notebook ran its {'GPU' if report['on_gpu'] else 'CPU'} branch, expected {device}"
     result = {
         "what": "notebook 04 executed (a copy, discarded) with REGDAKIT_MAX_ITERATIONS, "
-        "its GPU branch on a GPU (the paper preset, capped)",
+        "its GPU preset on a GPU (gpu-student, capped)",
         "notebook": shown(source),
         "environment": {
-            k: os.environ[k]
-            for k in ("REGDAKIT_MAX_ITERATIONS", "REGDAKIT_FAST", "REGDAKIT_PAPER_PRESET")
-            if k in os.environ
+            k: os.environ[k] for k in ("REGDAKIT_MAX_ITERATIONS", "REGDAKIT_FAST", "REGDAKIT_PRESET") if k in os.environ
         },
         "device": device_name(device),
         "ok": ok,

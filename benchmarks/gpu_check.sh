@@ -10,10 +10,10 @@
 #   1. step_time_gpu.json     benchmarks/step_time.py at the paper's size (ResNet-101, 256 px, batch 32), fp32 and
 #                             bf16 autocast + channels_last: ERM, RegDA fused and plain (three-pass) steps, seconds,
 #                             images/s, peak memory, FLOPs                                         (limit 100 s)
-#   2. gpu_regda_short.json   a short RegDA run (`python -m regdakit train --preset=paper --backbone=resnet18`,
-#                             200 ERM + 100 RegDA iterations): images/s of the steps and of the whole loop, the
-#                             final metrics, the exact command                                     (limit 180 s)
-#   3. notebook04_gpu.json    notebook 04's paper-preset branch (REGDAKIT_PAPER_PRESET=1) with REGDAKIT_MAX_ITERATIONS=20:
+#   2. gpu_regda_short.json   a short RegDA run (`python -m regdakit train --preset=gpu-student`, 200 ERM +
+#                             100 RegDA iterations): images/s of the steps and of the whole loop (to check
+#                             gpu_preset_cost.json's estimate), the final metrics, the exact command (limit 180 s)
+#   3. notebook04_gpu.json    notebook 04's GPU preset (REGDAKIT_PRESET=gpu-student) with REGDAKIT_MAX_ITERATIONS=20:
 #                             per cell seconds, printed text and figure count (the executed copy is not kept)
 #                                                                                                  (limit 140 s)
 #

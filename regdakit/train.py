@@ -19,6 +19,8 @@ module; this module re-exports its public API so that scripts, notebooks and
   :func:`source_only_weights`, :func:`pretrain_key`): :mod:`regdakit.training.pretraining`;
 * what may change on resume (:data:`RESUME_SAFE`, :class:`ResumeError`): :mod:`regdakit.training.resume`;
 * a whole run (:func:`train`, :func:`evaluate_checkpoint`, :func:`load_checkpoint`): :mod:`regdakit.training.run`.
+* what a run costs (operations counted per iteration, minutes estimated with the rendering measured), not
+  re-exported: :mod:`regdakit.training.cost`.
 
 >>> cfg = make_config("ci", method="erm")
 >>> cfg.backbone, cfg.image_size, cfg.heatmap_size

@@ -39,7 +39,7 @@ def test_train_help_lists_every_setting_with_type_default_choices_and_descriptio
         assert f"[{kind};default:" in block, key
     # Types, defaults (of the default preset, other presets where they differ) and choices.
     assert re.search(r"--erm\.gamma FLOAT\s+Decay factor at each milestone\.\s+\[float; default: 0\.1\]", text)
-    assert "[int; default: 2000 (ci: 30, cpu-bench: 12000, paper: 35000)]" in " ".join(text.split())
+    assert "[int; default: 2000 (ci: 30, cpu-bench: 12000, gpu-student: 3000, paper: 35000)]" in " ".join(text.split())
     assert "--erm.milestones INT,..." in text and "--regda.fused true|false" in text and "--source STR|none" in text
     for key in ("task", "method", "backbone", "erm.optimizer", "erm.loss", "regda.objective", "dann.source_loss"):
         assert f"--{key} {{{','.join(choices[key])}}}" in text, key

@@ -19,9 +19,12 @@
 #
 # It runs the small `cpu-bench` preset from the shipped source-only models, on
 # a CUDA GPU when there is one, else on the CPU (a few minutes at full size).
-# `PAPER_PRESET = True` below trains the paper's size instead (ResNet-101,
-# 256 → 64, batch 32, both phases from scratch): hours on a GPU. The environment variable `REGDAKIT_MAX_ITERATIONS=N` caps every phase
-# at `N` iterations for a quick check (`benchmarks/gpu_check.sh` sets it).
+# Nothing larger starts unless you ask for it with `PRESET` below:
+# `"gpu-student"` trains both phases here with ResNet-18 at batch 32 (about
+# 20 minutes on one mid-range GPU, estimated), `"paper"` the paper's size
+# (ResNet-101, 256 → 64): hours on a GPU. The environment variable
+# `REGDAKIT_MAX_ITERATIONS=N` caps every phase at `N` iterations for a quick
+# check (`benchmarks/gpu_check.sh` sets it).
 
 # %%
 import dataclasses
@@ -34,6 +37,7 @@ import torch
 
 import regdakit as rk
 import regdakit.data.synthetic  # rk.data.synthetic: regdakit.data does not load its subpackages itself
+from regdakit.training import cost  # what a large preset will cost
 
 # %% [md]
 # ## 1 · The detector and the game
@@ -58,28 +62,37 @@ rk.diagrams.plot_steps();
 # %% [md]
 # ## 2 · Settings
 #
-# `SEED` picks the shipped source-only model (`rk.pretrained.SEEDS`);
+# `PRESET` picks the size: `rk.pretrained.PRESET` (`"cpu-bench"`, the
+# default) adapts the shipped source-only models; a larger preset trains both
+# phases here, from ImageNet weights when `BACKBONE_WEIGHTS` names a local
+# torchvision file (nothing is downloaded), else from random weights. `SEED`
+# picks the shipped source-only model (`rk.pretrained.SEEDS`);
 # `RETRAIN_SOURCE_ONLY = True` trains it again (the command is printed below)
 # instead of loading it. Runs go to a fresh temporary folder. `MAX_ITERATIONS`
 # comes from `REGDAKIT_MAX_ITERATIONS` (unset: no cap).
 
 # %%
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-# True (or REGDAKIT_PAPER_PRESET=1): ResNet-101 at 256 px from scratch, about 2 x 50,000 iterations: hours on a GPU
-PAPER_PRESET = os.environ.get("REGDAKIT_PAPER_PRESET") == "1"
+# "cpu-bench" (default): minutes, CPU or GPU. "gpu-student": about 20 min on one mid-range GPU. "paper": hours on a GPU.
+PRESET = os.environ.get("REGDAKIT_PRESET") or rk.pretrained.PRESET
+BACKBONE_WEIGHTS = None  # a large preset: path of torchvision's ImageNet weights of its backbone, or None
 SEED = None  # None: the first shipped seed
 RETRAIN_SOURCE_ONLY = False
 OUT = Path(tempfile.mkdtemp(prefix="regdakit-04-"))
 TASKS = ("hands", "bodies")
 MAX_ITERATIONS = int(os.environ.get("REGDAKIT_MAX_ITERATIONS") or 0) or None
 
+LARGE = PRESET != rk.pretrained.PRESET  # both phases trained here, with a progress bar
 logs = {}  # the source-only training log of each task, for the curves
-if PAPER_PRESET:
-    print("PAPER_PRESET: both phases of the paper's size are trained here, which takes hours even on a GPU; "
-          "the paper starts ResNet-101 from ImageNet weights, which regdakit never downloads: add "
-          "backbone_weights=<file> to make_config below, or this trains from random weights")
-    configs = {task: rk.train.make_config("paper", task=task, method="regda", out=str(OUT), device=DEVICE)
-               for task in TASKS}
+if LARGE:
+    configs = {task: rk.train.make_config(PRESET, task=task, method="regda", out=str(OUT), device=DEVICE,
+                                          backbone_weights=BACKBONE_WEIGHTS) for task in TASKS}
+    if BACKBONE_WEIGHTS is None:
+        print(f"{PRESET}: no ImageNet weights (BACKBONE_WEIGHTS is None), so {configs['hands'].backbone} starts from "
+              "random weights; the paper starts from ImageNet's. regdakit never downloads: save torchvision's "
+              f"{configs['hands'].backbone} weights to a file and name it in BACKBONE_WEIGHTS to start from them.")
+    if DEVICE == "cpu":
+        print(f"{PRESET} on a CPU: expect many hours; the default preset is the CPU's.")
 else:  # RegDA from the shipped source-only models, small
     configs = {}
     for task in TASKS:
@@ -99,12 +112,18 @@ if MAX_ITERATIONS is not None:  # a quick check: every phase capped, evaluated a
     capped = ("pretrain_iterations", "adapt_iterations", "eval_every", "checkpoint_every")
     for task, cfg in configs.items():
         configs[task] = dataclasses.replace(cfg, **{key: min(getattr(cfg, key), MAX_ITERATIONS) for key in capped})
-if not PAPER_PRESET:
+if not LARGE:
     print("source-only models:", {task: rk.pretrained.retrain_command(task, SEED) for task in TASKS})
 for task, cfg in configs.items():
     print(f"{task}: {cfg.source_domain} -> {cfg.target_domain}, {cfg.backbone}, {cfg.image_size} px, "
-          f"batch {cfg.batch_size}, {cfg.adapt_iterations} RegDA iterations on {DEVICE}; SGD rates "
-          f"{cfg.regda.lr:g} (psi) and {cfg.regda.head_lr:g} (heads), trade-off {cfg.regda.trade_off:g}")
+          f"batch {cfg.batch_size}, {cfg.pretrain_iterations if LARGE else 0} source-only and {cfg.adapt_iterations} "
+          f"RegDA iterations on {DEVICE}; SGD rates {cfg.regda.lr:g} (psi) and {cfg.regda.head_lr:g} (heads), "
+          f"trade-off {cfg.regda.trade_off:g}")
+if LARGE:  # what it will cost, before it starts: counted operations, and this machine's rendering measured now
+    rate = cost.MID_RANGE_GPU_TFLOPS
+    minutes = sum(cost.run_seconds(cfg, rate, also=("continue",))["total"] for cfg in configs.values()) / 60
+    print(f"estimated {minutes:.0f} minutes at {rate:g} TFLOP/s (a mid-range GPU, assumed) with this CPU's rendering "
+          "of the synthetic batches; the progress bars show the real rate")
 
 # %% [md]
 # ## 3 · Adapt
@@ -122,9 +141,9 @@ for task, cfg in configs.items():
 # %%
 results, continued = {}, {}
 for task, cfg in configs.items():
-    results[task] = rk.train.train(cfg, progress=PAPER_PRESET)
-    continued[task] = rk.train.train(dataclasses.replace(cfg, method="continue"), progress=False)
-if PAPER_PRESET:  # the source-only phase ran here: its log is in the trainer's pre-training cache
+    results[task] = rk.train.train(cfg, progress=LARGE)
+    continued[task] = rk.train.train(dataclasses.replace(cfg, method="continue"), progress=LARGE)
+if LARGE:  # the source-only phase ran here: its log is in the trainer's pre-training cache
     logs = {task: next((OUT / "pretrain").glob(f"{task}-*")) / "metrics.jsonl" for task in TASKS}
 for task in TASKS:
     for name, result in (("RegDA", results[task]), ("continue-ERM", continued[task])):
@@ -147,7 +166,7 @@ erm_logs = {task: rk.runs.read_log(logs[task]) for task in TASKS}
 before = {}  # the source-only model on the adaptation runs' own target test set
 for task in TASKS:
     skeleton = rk.data.synthetic.SKELETONS[task]
-    if PAPER_PRESET:  # the source-only model is the pre-training's last evaluation, on the same fixed set
+    if LARGE:  # the source-only model is the pre-training's last evaluation, on the same fixed set
         before[task] = [r for r in erm_logs[task] if "eval" in r][-1]["eval"]["target_test"]
     else:
         source_only = rk.train.load_checkpoint(configs[task].init_checkpoint, DEVICE)[0]
@@ -202,13 +221,13 @@ for task in TASKS:
     dataset = rk.data.synthetic.make_dataset(task, cfg.target_domain, "test", cfg.image_size, SHOW, seed=0)
     images, keypoints, visible = dataset.tensors()
     models = {"RegDA": rk.train.load_checkpoint(Path(results[task]["run_dir"]) / "last.pt", "cpu")[0]}
-    if not PAPER_PRESET:  # with the paper's preset the source-only model is the cached pre-training
+    if not LARGE:  # with a large preset the source-only model is the cached pre-training
         models = {"source only": rk.train.load_checkpoint(cfg.init_checkpoint, "cpu")[0]} | models
     rows = {"annotation": (keypoints, visible)}
     for name, model in models.items():
         cells = rk.heatmaps.decode(rk.inference.predict(model, images))[0]  # (N, K, 2) heatmap cells
         rows[name] = (cells * (cfg.image_size / cfg.heatmap_size), None)  # pixels; every prediction drawn
-    fig, axes = plt.subplots(len(rows), SHOW, figsize=(2.4 * SHOW, 2.5 * len(rows)), dpi=72)
+    fig, axes = plt.subplots(len(rows), SHOW, figsize=(2.4 * SHOW, 2.5 * len(rows)), dpi=100)
     for row, (name, (points, shown)) in enumerate(rows.items()):
         for col in range(SHOW):
             rk.viz.plot_skeleton(points[col], skeleton, image=images[col], ax=axes[row, col],

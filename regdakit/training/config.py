@@ -450,6 +450,26 @@ PRESETS: dict[str, TrainConfig] = {
         erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(9000,)),
         **_adaptation_rates(CPU_BENCH_RATE_SCALE),
     ),
+    # One mid-range GPU, about 20 minutes for notebook 04 (both tasks, both phases, RegDA and continue-ERM): the
+    # cpu-bench recipe (its geometry, Adam pre-training, its adaptation rates) with ResNet-18 (ImageNet weights
+    # optional: --backbone_weights=PATH) at batch 32. Sized with regdakit.training.cost before any GPU ran it:
+    # counted operations at an assumed 5 TFLOP/s plus the measured time of rendering the synthetic batches on the
+    # CPU, which sets the pace on a fast GPU (benchmarks/gpu_preset_cost.py). Its accuracy is not yet measured.
+    "gpu-student": TrainConfig(
+        backbone="resnet18",
+        image_size=128,
+        heatmap_size=32,
+        sigma=paper_sigma(32),
+        batch_size=32,
+        pretrain_iterations=3000,
+        adapt_iterations=400,
+        eval_every=200,
+        checkpoint_every=1000,
+        log_every=25,
+        eval_size=256,
+        erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(2250,)),
+        **_adaptation_rates(CPU_BENCH_RATE_SCALE),
+    ),
     # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
     # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
     "paper": TrainConfig(
