@@ -47,6 +47,7 @@ __all__ = [
     "ordering_agreement",
     "pairwise_agreement",
     "plot_gap_closed",
+    "plot_paired_differences",
     "plot_selection",
     "stronger_reference",
 ]
@@ -363,4 +364,51 @@ def plot_selection(table: Mapping[str, Any], task: str, *, ax: plt.Axes | None =
     ax.grid(axis="y", alpha=0.3)
     # Below the axes: the picks of different rules sit close together and a legend inside would hide some.
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    return fig
+
+
+def plot_paired_differences(
+    result: Mapping[str, Any], task: str, against: str, *, ax: plt.Axes | None = None
+) -> Figure:
+    """Each row's target PCK@0.05 minus ``against``'s, paired by seed: seeds as dots, mean and 95 % t-interval.
+
+    Args:
+        result: ``comparison_v2.json`` of ``benchmarks/comparison_v2.py`` (its ``tasks[task]["rows"][row]
+            ["minus"][against]``: :func:`regdakit.stats.paired_differences` of the two rows' seeds).
+        task: ``"hands"`` or ``"bodies"``.
+        against: The baseline, e.g. ``"source_only"``, ``"continue"`` or ``"control"``.
+        ax: Axes to draw on (a new figure if ``None``).
+
+    An interval that does not cross the line at 0 is a difference the seeds support; rows that have no
+    paired difference with ``against`` (the baseline itself, a row run on no common seed) are left out.
+
+    Raises:
+        ValueError: ``task`` is not in the result, or no row has a difference with ``against``.
+    """
+    tasks = result.get("tasks", {})
+    if task not in tasks:
+        raise ValueError(f"the result has no task {task!r}; it has {sorted(tasks)}")
+    rows = tasks[task]["rows"]
+    shown = [(row, entry["minus"][against]) for row, entry in rows.items() if against in entry.get("minus", {})]
+    if not shown:
+        known = sorted({base for entry in rows.values() for base in entry.get("minus", {})})
+        raise ValueError(f"no row of {task} has a paired difference with {against!r}; the baselines are {known}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.2))
+    else:
+        fig = ax.figure
+    for y, (_row, diff) in enumerate(shown):
+        low, high = diff["ci95"] if diff.get("ci95") else (diff["mean"], diff["mean"])
+        excludes_zero = low > 0 or high < 0
+        colour = "tab:blue" if excludes_zero else "tab:grey"
+        ax.plot([low, high], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+        ax.plot(diff["mean"], y, "o", color=colour, ms=7, zorder=3)
+        ax.plot(diff["values"], [y + 0.22] * len(diff["values"]), "k.", ms=3)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(range(len(shown)), [rows[row]["label"] for row, _ in shown])
+    ax.invert_yaxis()
+    baseline = rows[against]["label"] if against in rows else against
+    ax.set_xlabel(f"target PCK@0.05 minus {baseline} (points), paired by seed")
+    ax.set_title(f"{task}: mean and 95 % t-interval (blue: excludes 0); dots: seeds", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     return fig

@@ -2,6 +2,7 @@
 
 import json
 
+import matplotlib.pyplot as plt
 import pytest
 
 from regdakit import comparison
@@ -66,3 +67,38 @@ def test_load_table_errors_name_the_problem(tmp_path):
         comparison.load_table(tmp_path / "bad.json")
     (tmp_path / "good.json").write_text(json.dumps(_table()))
     assert comparison.load_table(tmp_path / "good.json")["tasks"]["hands"]["pck"]["regda"]
+
+
+def _v2_result():
+    from regdakit.stats import paired_differences
+
+    seeds = {"source_only": {1: 10.0, 2: 12.0, 3: 11.0}, "control": {1: 12.0, 2: 13.0, 3: 12.5},
+             "regda": {1: 15.0, 2: 16.0, 3: 14.0}}  # fmt: skip
+    rows = {}
+    for row, values in seeds.items():
+        minus = {b: paired_differences(values, seeds[b], digits=3) for b in ("source_only", "control") if b != row}
+        rows[row] = {"label": row.replace("_", " "), "minus": minus}
+    return {"tasks": {"hands": {"rows": rows}}}
+
+
+def test_paired_differences_are_drawn_as_the_result_holds_them():
+    result = _v2_result()
+    fig = comparison.plot_paired_differences(result, "hands", "control")
+    ax = fig.axes[0]
+    # One row per difference with the control: the source-only model and RegDA, in the result's order.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["source only", "regda"]
+    regda = result["tasks"]["hands"]["rows"]["regda"]["minus"]["control"]
+    assert regda["values"] == [3.0, 3.0, 1.5] and regda["mean"] == 2.5
+    intervals = [line.get_xdata() for line in ax.lines if len(line.get_xdata()) == 2 and line.get_linewidth() == 2.5]
+    assert [list(x) for x in intervals][1] == regda["ci95"]
+    seeds = [line for line in ax.lines if line.get_marker() == "." and list(line.get_xdata()) == regda["values"]]
+    assert len(seeds) == 1
+    plt.close(fig)
+
+
+def test_paired_differences_name_a_missing_task_or_baseline():
+    result = _v2_result()
+    with pytest.raises(ValueError, match="no task 'bodies'; it has \\['hands'\\]"):
+        comparison.plot_paired_differences(result, "bodies", "control")
+    with pytest.raises(ValueError, match="with 'continue'; the baselines are \\['control', 'source_only'\\]"):
+        comparison.plot_paired_differences(result, "hands", "continue")
