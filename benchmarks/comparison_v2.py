@@ -451,6 +451,10 @@ def plan(
                 untuned += [Job("reported", task, row, seed) for seed in row_seeds]
     # The core rows (RegDA) first: an interrupted run then has the comparison the goals are about.
     tuned.sort(key=lambda job: not ROWS[job.row].core)
+    # A model that is not there is trained only for jobs still to run: the tuning seed's, once its grid is
+    # done, is not needed again (a fresh checkout holds the committed results but not runs/).
+    todo = {(j.task, j.seed) for j in evaluations + tuning + untuned + tuned if not result_path(j, s).is_file()}
+    pretrain = [j for j in pretrain if (j.task, j.seed) in todo]
     stages = {"pretrain": pretrain, "tuning": evaluations + tuning + untuned, "tuned": tuned}
     if oracles:
         stages |= {"oracles": oracles, "oracle_eval": oracle_eval}

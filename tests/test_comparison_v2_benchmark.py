@@ -144,6 +144,11 @@ def test_the_plan_refuses_a_reported_tuning_seed_and_trains_missing_models(v2, c
     assert [j.id for j in jobs["pretrain"]] == ["pretrain-hands-source_only-seed7"]  # no stand-in of seed 7
     assert [j.id for j in jobs["tuned"]] == ["reported-hands-dan-seed1"]  # DAN is not core: baseline seeds only
     assert missing == ["oracle of hands seed 2"]
+    # Once every job of seed 7 has its result, its model is not trained again (a fresh checkout lacks runs/).
+    for job in (j for stage in ("tuning", "tuned") for j in jobs[stage] if j.seed == 7):
+        v2.result_path(job, s).parent.mkdir(parents=True, exist_ok=True)
+        v2.result_path(job, s).write_text("{}")
+    assert v2.plan(["hands"], [1, 2], [1], 7, ["source_only", "dan", "oracle"], (0.1, 1.0), s)[0]["pretrain"] == []
     # RegDA (a core row) comes first among the tuned jobs, so an interrupted run has what the goals are about.
     jobs, _ = v2.plan(["hands", "bodies"], [1, 2], [1], 7, ["dan", "regda"], (1.0,), s)
     assert [j.id for j in jobs["tuned"]] == [
