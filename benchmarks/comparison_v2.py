@@ -413,7 +413,8 @@ def plan(
     the untuned rows on the reported seeds), ``"tuned"`` (the tuned rows on the reported seeds, with the
     trade-off the tuning chose), then, where ``s["train_oracles"]``, ``"oracles"`` (the oracles of reported
     seeds that do not ship, trained with the shipped oracles' recipe: last, as nothing before needs them)
-    and ``"oracle_eval"`` (their evaluations).
+    and ``"oracle_eval"`` (their evaluations). :func:`main` runs the tuning-stage jobs that do not start from
+    a model being pre-trained beside the pre-training.
     """
     from regdakit.tuning import check_seeds
 
@@ -985,8 +986,13 @@ def main(argv: list[str] | None = None) -> None:
             this["wall_s"] = round(time.perf_counter() - start, 1)
             ledger.write_text(json.dumps(invocations, indent=2) + "\n")
 
-        _run_stage([(j, s, None) for j in jobs["pretrain"]], args.workers, start, record_wall)
-        _run_stage([(j, s, None) for j in jobs["tuning"]], args.workers, start, record_wall)
+        # The pre-trainings (longest first) share a pool with every tuning-stage job that does not start from
+        # their models, so that no worker waits for them idle; the jobs that do start from them come after.
+        waiting = {(j.task, j.seed) for j in jobs["pretrain"]}
+        first = jobs["pretrain"] + [j for j in jobs["tuning"] if (j.task, j.seed) not in waiting]
+        _run_stage([(j, s, None) for j in first], args.workers, start, record_wall)
+        then = [j for j in jobs["tuning"] if (j.task, j.seed) in waiting]
+        _run_stage([(j, s, None) for j in then], args.workers, start, record_wall)
         chosen = choices(_finished(s), s)
         stage = []
         for j in jobs["tuned"]:
