@@ -9,7 +9,7 @@
 # target images.
 #
 # **What you will see.** (1) The architecture and the three steps (the paper's
-# Fig. 2 and Fig. 5). (2) The target PCK over iterations: the source-only
+# Fig. 2 and Fig. 5), with the library's code of each. (2) The target PCK over iterations: the source-only
 # training, then RegDA continuing from it, for hands (rendered → studio) and
 # bodies (synthetic → lab), beside *continue-ERM*, the same extra iterations of
 # plain source training. (3) The per-group table before and after, on one test
@@ -27,13 +27,16 @@
 # check (`benchmarks/gpu_check.sh` sets it).
 
 # %%
+import ast
 import dataclasses
+import inspect
 import os
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 import regdakit as rk
 import regdakit.data.synthetic  # rk.data.synthetic: regdakit.data does not load its subpackages itself
@@ -58,6 +61,28 @@ rk.diagrams.plot_architecture();
 
 # %%
 rk.diagrams.plot_steps();
+
+# %% [md]
+# **The code that runs.** The trainer's RegDA iteration is
+# `rk.methods.regda.iteration`: step A, one target pass, step B, step C. Below
+# are those functions as the library holds them (read with `inspect` when the
+# cell runs, docstrings left out), so what you read is what trains. `L_F` and
+# `L_T` are `objective`'s pair (`OBJECTIVES["regda"]`: B's `L_F`, C's `L_T`);
+# `minimise` zeroes the optimisers' gradients, back-propagates and steps them.
+
+# %%
+def code_without_docstring(function):
+    """The source of ``function`` with its docstring removed."""
+    lines = inspect.getsource(function).splitlines()
+    body = ast.parse("\n".join(lines)).body[0].body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        lines = lines[: body[0].lineno - 1] + lines[body[0].end_lineno :]
+    return "\n".join(lines)
+
+
+regda_module = rk.methods.regda
+for function in (regda_module.step_a, regda_module.target_pass, regda_module.step_b, regda_module.step_c):
+    display(Markdown(f"```python\n{code_without_docstring(function)}\n```"))
 
 # %% [md]
 # ## 2 · Settings
