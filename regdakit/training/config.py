@@ -395,6 +395,22 @@ def _milestones(iterations: int) -> tuple[int, ...]:
     return (round(iterations * 45 / 70), round(iterations * 60 / 70))
 
 
+_CPU_BENCH = TrainConfig(
+    image_size=128,
+    heatmap_size=32,
+    sigma=paper_sigma(32),
+    batch_size=16,
+    pretrain_iterations=12000,
+    adapt_iterations=200,
+    eval_every=500,
+    checkpoint_every=500,
+    log_every=25,
+    eval_size=256,
+    erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(9000,)),
+    **_adaptation_rates(CPU_BENCH_RATE_SCALE),
+)  # the "cpu-bench" preset (its comment in PRESETS), also the base of "gpu-student"
+
+
 #: Named starting points; ``make_config(name, key=value)`` or ``--preset name --key=value``.
 PRESETS: dict[str, TrainConfig] = {
     # Seconds on a CPU: tests, CI and the fast mode of the notebooks.
@@ -436,39 +452,21 @@ PRESETS: dict[str, TrainConfig] = {
     # * 200 adaptation iterations; the methods' schedules scale with adapt_iterations by default (RegDA's warm
     #   start N = adapt_iterations / 15, the reference's 1000 of 15000 -> 13 here; DANN's reversal horizon the
     #   whole run: regdakit.methods.recipe.horizon), so an --adapt_iterations override keeps their shapes.
-    "cpu-bench": TrainConfig(
-        image_size=128,
-        heatmap_size=32,
-        sigma=paper_sigma(32),
-        batch_size=16,
-        pretrain_iterations=12000,
-        adapt_iterations=200,
-        eval_every=500,
-        checkpoint_every=500,
-        log_every=25,
-        eval_size=256,
-        erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(9000,)),
-        **_adaptation_rates(CPU_BENCH_RATE_SCALE),
-    ),
+    "cpu-bench": _CPU_BENCH,
     # One mid-range GPU, about 20 minutes for notebook 04 (both tasks, both phases, RegDA and continue-ERM): the
     # cpu-bench recipe (its geometry, Adam pre-training, its adaptation rates) with ResNet-18 (ImageNet weights
     # optional: --backbone_weights=PATH) at batch 32. Sized with regdakit.training.cost before any GPU ran it:
     # counted operations at an assumed 5 TFLOP/s plus the measured time of rendering the synthetic batches on the
     # CPU, which sets the pace on a fast GPU (benchmarks/gpu_preset_cost.py). Its accuracy is not yet measured.
-    "gpu-student": TrainConfig(
+    "gpu-student": dataclasses.replace(
+        _CPU_BENCH,
         backbone="resnet18",
-        image_size=128,
-        heatmap_size=32,
-        sigma=paper_sigma(32),
         batch_size=32,
         pretrain_iterations=3000,
         adapt_iterations=400,
         eval_every=200,
         checkpoint_every=1000,
-        log_every=25,
-        eval_size=256,
-        erm=ERMConfig(optimizer="adam", lr=1e-3, backbone_lr_factor=1.0, weight_decay=0.0, milestones=(2250,)),
-        **_adaptation_rates(CPU_BENCH_RATE_SCALE),
+        erm=dataclasses.replace(_CPU_BENCH.erm, milestones=(2250,)),
     ),
     # The paper's size (a GPU): ResNet-101, 256 -> 64, batch 32, 70 x 500 pre-training and 30 x 500 adaptation
     # iterations. Pass --backbone_weights=PATH for ImageNet initialisation as in the paper (nothing is downloaded).
