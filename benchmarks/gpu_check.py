@@ -277,9 +277,38 @@ def regda_short(device: str, out_dir: Path) -> int:
         },
         "run_dir": final["run_dir"],
     }
+    result["rates"] = measured_rates(config, result["phases"])
     print(json.dumps(result["phases"], indent=2))
+    print(json.dumps(result["rates"], indent=2))
     print("wrote", write(out_dir, "gpu_regda_short", result))
     return 0
+
+
+def measured_rates(config: dict, phases: dict) -> dict:
+    """The sustained rate each phase's steps reached, from their counted operations: checks the estimate.
+
+    ``benchmarks/results/gpu_preset_cost.json`` assumes a sustained rate (regdakit.training.cost); here the
+    operations of one iteration are counted for the run's own config and divided by the measured seconds per
+    step, and the whole loop's seconds per iteration are given beside them (rendering included).
+    """
+    from regdakit.training import config_from_dict, cost
+
+    cfg = config_from_dict(config)
+    rates = {}
+    for phase, method in (("pretrain", "erm"), ("adapt", cfg.method)):
+        timed = phases[phase]
+        flops = cost.iteration_flops(cfg, method)
+        calls = timed["iterations"]
+        rates[phase] = {
+            "method": method,
+            "tflop_per_iteration": round(flops / 1e12, 4),
+            "step_seconds_per_iteration": round(timed["step_seconds"] / calls, 5) if calls else None,
+            "loop_seconds_per_iteration": round(timed["loop_seconds"] / calls, 5) if calls else None,
+            "sustained_tflops_of_the_steps": round(flops * calls / timed["step_seconds"] / 1e12, 3)
+            if timed["step_seconds"]
+            else None,
+        }
+    return rates
 
 
 # --------------------------------------------------------------------------------------------------- notebook04

@@ -93,6 +93,18 @@ def test_short_regda_run_records_throughput_metrics_and_a_relative_command(toy):
     assert 0 <= data["metrics"]["regda_final"]["target_test"]["pck@0.05/all"] <= 1
     assert "pck@0.05/all" in data["metrics"]["erm_last"]["target_test"]
     assert data["run_dir"] == "runs/gpu-check-regda"
+    # The sustained rate of the steps, from their counted operations: what the gpu-student estimate assumes.
+    from regdakit.training import cost, make_config
+
+    toy = make_config("ci", task="hands", batch_size=data["setting"]["batch_size"])
+    for phase, method in (("pretrain", "erm"), ("adapt", "regda")):
+        rate = data["rates"][phase]
+        assert rate["method"] == method
+        assert rate["tflop_per_iteration"] == round(cost.iteration_flops(toy, method) / 1e12, 4)
+        seconds = data["phases"][phase]["step_seconds"] / data["phases"][phase]["iterations"]
+        assert rate["sustained_tflops_of_the_steps"] == pytest.approx(
+            rate["tflop_per_iteration"] / seconds, rel=0.01, abs=1e-3
+        )
 
 
 def test_notebook_04_ran_capped(toy):
