@@ -728,6 +728,15 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Wall time {result['wall_hours']} h over {len(result['invocations'])} invocation(s), "
         f"{result['job_cpu_hours']} CPU hours in jobs.",
         "",
+        *(
+            [
+                f"**Partial: {result['jobs_done']} of {result['jobs_planned']} jobs done.** The run resumes where it "
+                "stopped; rows and seeds missing below are still to run, and no conclusion should be drawn yet.",
+                "",
+            ]
+            if result["jobs_done"] < result["jobs_planned"]
+            else []
+        ),
         "Target test PCK (%): mean [95 % t-interval] (n seeds). Differences are paired by seed. The paper's "
         "numbers are from a different, real benchmark (named in each column): compare orders, not values.",
         "",

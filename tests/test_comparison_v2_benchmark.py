@@ -90,6 +90,7 @@ def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, 
     assert hands["flags"]["limit_points"] == 10.0
     text = (tmp_path / "results" / "comparison_v2.md").read_text()
     assert "paper, RHD -> H3D" in text and "tuning (seed 3, never reported)" in text
+    assert "Partial:" not in text  # every job done
     # Resumable: a second invocation trains nothing and finds every job done.
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results" / "jobs").glob("*.json")}
     start = time.perf_counter()
@@ -108,6 +109,12 @@ def test_the_whole_pipeline_at_the_ci_preset(v2, checkpoints, tmp_path, capsys, 
     v2.main(_argv(tmp_path, checkpoints, "--summarise-only"))
     summarised = json.loads((tmp_path / "results" / "comparison_v2.json").read_text())
     assert summarised["invocations"] == ledger and summarised["tasks"] == again["tasks"]
+    # A job still to run: the tables say they are partial.
+    (tmp_path / "results" / "jobs" / "reported-hands-regda-seed2.json").unlink()
+    v2.main(_argv(tmp_path, checkpoints, "--summarise-only"))
+    text = (tmp_path / "results" / "comparison_v2.md").read_text()
+    n = summarised["jobs_planned"]
+    assert f"**Partial: {n - 1} of {n} jobs done.**" in text
 
 
 def test_dry_run_lists_the_jobs_and_their_cost(v2, checkpoints, tmp_path, capsys):
