@@ -44,6 +44,7 @@ __all__ = [
     "gap_closed_seeds",
     "gap_report",
     "load_table",
+    "markdown_sections",
     "ordering_agreement",
     "pairwise_agreement",
     "plot_gap_closed",
@@ -412,3 +413,27 @@ def plot_paired_differences(
     ax.set_title(f"{task}: mean and 95 % t-interval (blue: excludes 0); dots: seeds", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def markdown_sections(text: str) -> dict[str, str]:
+    r"""A Markdown report split at its headings: ``{heading text: the section, heading line included}``.
+
+    Each section runs to the next heading of any level; text before the first heading is under ``""``.
+    Notebooks show parts of ``comparison_v2.md`` with it, so that the tables they show are the committed
+    ones, formatted once by the benchmark.
+
+    >>> parts = markdown_sections("intro\n## A\none\n### A: b\ntwo\n")
+    >>> list(parts), parts["A: b"]
+    (['', 'A', 'A: b'], '### A: b\ntwo')
+    """
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in text.splitlines():
+        stripped = line.lstrip("#")
+        if line.startswith("#") and stripped.startswith(" "):
+            current = stripped.strip()
+            if current in sections:
+                raise ValueError(f"the heading {current!r} occurs twice")
+            sections[current] = []
+        sections[current].append(line)
+    return {heading: "\n".join(lines).strip() for heading, lines in sections.items()}

@@ -102,3 +102,17 @@ def test_paired_differences_name_a_missing_task_or_baseline():
         comparison.plot_paired_differences(result, "bodies", "control")
     with pytest.raises(ValueError, match="with 'continue'; the baselines are \\['control', 'source_only'\\]"):
         comparison.plot_paired_differences(result, "hands", "continue")
+
+
+def test_markdown_sections_split_a_report_at_every_heading_level():
+    text = (
+        "# Title\nCommand: x\n\n## hands: Table 1\n\n| a |\n|---|\n| 1 |\n### hands: tuning\nrule\n## bodies: Table 1\n"
+    )
+    parts = comparison.markdown_sections(text)
+    assert list(parts) == ["", "Title", "hands: Table 1", "hands: tuning", "bodies: Table 1"]
+    assert parts[""] == "" and parts["Title"] == "# Title\nCommand: x"
+    assert parts["hands: Table 1"] == "## hands: Table 1\n\n| a |\n|---|\n| 1 |"
+    assert parts["bodies: Table 1"] == "## bodies: Table 1"
+    assert comparison.markdown_sections("#hashtag, not a heading")[""] == "#hashtag, not a heading"
+    with pytest.raises(ValueError, match="the heading 'A' occurs twice"):
+        comparison.markdown_sections("## A\n## A\n")
