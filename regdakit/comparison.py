@@ -369,7 +369,12 @@ def plot_selection(table: Mapping[str, Any], task: str, *, ax: plt.Axes | None =
 
 
 def plot_paired_differences(
-    result: Mapping[str, Any], task: str, against: str, *, ax: plt.Axes | None = None
+    result: Mapping[str, Any],
+    task: str,
+    against: str,
+    *,
+    rows: Sequence[str] | None = None,
+    ax: plt.Axes | None = None,
 ) -> Figure:
     """Each row's target PCK@0.05 minus ``against``'s, paired by seed: seeds as dots, mean and 95 % t-interval.
 
@@ -378,6 +383,8 @@ def plot_paired_differences(
             ["minus"][against]``: :func:`regdakit.stats.paired_differences` of the two rows' seeds).
         task: ``"hands"`` or ``"bodies"``.
         against: The baseline, e.g. ``"source_only"``, ``"continue"`` or ``"control"``.
+        rows: The rows to show, in order (``None``: every row of the result); e.g. without the oracle,
+            whose tens of points would squeeze the methods' differences of a few.
         ax: Axes to draw on (a new figure if ``None``).
 
     An interval that does not cross the line at 0 is a difference the seeds support; rows that have no
@@ -389,10 +396,11 @@ def plot_paired_differences(
     tasks = result.get("tasks", {})
     if task not in tasks:
         raise ValueError(f"the result has no task {task!r}; it has {sorted(tasks)}")
-    rows = tasks[task]["rows"]
-    shown = [(row, entry["minus"][against]) for row, entry in rows.items() if against in entry.get("minus", {})]
+    table = tasks[task]["rows"]
+    wanted = list(table) if rows is None else [row for row in rows if row in table]
+    shown = [(row, table[row]["minus"][against]) for row in wanted if against in table[row].get("minus", {})]
     if not shown:
-        known = sorted({base for entry in rows.values() for base in entry.get("minus", {})})
+        known = sorted({base for entry in table.values() for base in entry.get("minus", {})})
         raise ValueError(f"no row of {task} has a paired difference with {against!r}; the baselines are {known}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(shown) + 1.2))
@@ -406,9 +414,9 @@ def plot_paired_differences(
         ax.plot(diff["mean"], y, "o", color=colour, ms=7, zorder=3)
         ax.plot(diff["values"], [y + 0.22] * len(diff["values"]), "k.", ms=3)
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(range(len(shown)), [rows[row]["label"] for row, _ in shown])
+    ax.set_yticks(range(len(shown)), [table[row]["label"] for row, _ in shown])
     ax.invert_yaxis()
-    baseline = rows[against]["label"] if against in rows else against
+    baseline = table[against]["label"] if against in table else against
     ax.set_xlabel(f"target PCK@0.05 minus {baseline} (points), paired by seed")
     ax.set_title(f"{task}: mean and 95 % t-interval (blue: excludes 0); dots: seeds", fontsize=10)
     ax.grid(axis="x", alpha=0.3)

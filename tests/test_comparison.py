@@ -96,6 +96,13 @@ def test_paired_differences_are_drawn_as_the_result_holds_them():
     plt.close(fig)
 
 
+def test_paired_differences_show_the_rows_asked_for_in_their_order():
+    fig = comparison.plot_paired_differences(_v2_result(), "hands", "source_only", rows=["regda", "oracle", "control"])
+    # The oracle is not in the result: left out; the others in the order asked for.
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["regda", "control"]
+    plt.close(fig)
+
+
 def test_paired_differences_name_a_missing_task_or_baseline():
     result = _v2_result()
     with pytest.raises(ValueError, match="no task 'bodies'; it has \\['hands'\\]"):

@@ -1,4 +1,4 @@
-"""The claims of notebook 05's section 8, checked on the committed Tables 1 and 2.
+"""The claims of notebook 05's section A.6 (the first version's tables), checked on the committed Tables 1 and 2.
 
 The notebook's prose states what the committed benchmark found (which method
 beats which, what collapses, what label-free selection achieved). When a re-run
