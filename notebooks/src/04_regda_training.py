@@ -147,7 +147,7 @@ for task, cfg in configs.items():
 if LARGE:  # what it will cost, before it starts: counted operations, and this machine's rendering measured now
     rate = cost.MID_RANGE_GPU_TFLOPS
     minutes = sum(cost.run_seconds(cfg, rate, also=("continue",))["total"] for cfg in configs.values()) / 60
-    print(f"estimated {minutes:.0f} minutes at {rate:g} TFLOP/s (a mid-range GPU, assumed) with this CPU's rendering "
+    print(f"estimated {minutes:.1f} minutes at {rate:g} TFLOP/s (a mid-range GPU, assumed) with this CPU's rendering "
           "of the synthetic batches; the progress bars show the real rate")
 
 # %% [md]
