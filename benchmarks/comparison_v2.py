@@ -734,7 +734,7 @@ def markdown(result: Mapping[str, Any]) -> str:
                 "stopped; rows and seeds missing below are still to run, and no conclusion should be drawn yet.",
                 "",
             ]
-            if result["jobs_done"] < result["jobs_planned"]
+            if result.get("jobs_done", 0) < result.get("jobs_planned", 0)
             else []
         ),
         "Target test PCK (%): mean [95 % t-interval] (n seeds). Differences are paired by seed. The paper's "
