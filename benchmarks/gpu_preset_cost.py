@@ -3,7 +3,8 @@
 The fair-comparison-v2 issue asks for a GPU preset that a student on one mid-range GPU finishes in about
 20 minutes, estimated from FLOPs and measured rates. Notebook 04 with a large preset trains, per task, the
 source-only model (``pretrain_iterations`` of ERM), then RegDA and continue-ERM for ``adapt_iterations`` each,
-with their evaluations. :func:`regdakit.training.cost.run_seconds` estimates each part from
+with their evaluations. The estimate (:mod:`regdakit.training.cost`, each method's iteration counted once)
+adds up
 
 * the operations of one iteration of each step, *counted* here on the CPU (``torch.utils.flop_counter``);
 * a sustained GPU rate, **assumed** (``--tflops``, default
@@ -34,19 +35,18 @@ def notebook_cost(preset: str, tflops: float) -> dict:
     per_task = {}
     for task in TASKS:
         cfg = make_config(preset, task=task, method="regda")
-        seconds = cost.run_seconds(cfg, tflops, also=("continue",))
-        flops = cost.run_flops(cfg)
+        estimate = cost.run_cost(cfg, also=("continue",))  # each method's iteration counted once
+        render = {
+            "source": cost.batch_seconds(cfg, cfg.source_domain),
+            "target": cost.batch_seconds(cfg, cfg.target_domain, labels=False),
+        }
+        seconds = estimate.seconds(tflops, render["source"], render["target"])
         per_task[task] = {
             "pretrain_iterations": cfg.pretrain_iterations,
             "adapt_iterations": cfg.adapt_iterations,
-            "tflop_per_iteration": {
-                m: round(cost.iteration_flops(cfg, m) / 1e12, 3) for m in ("erm", "regda", "continue")
-            },
-            "regda_run_tflop": {k: round(v / 1e12, 1) for k, v in flops.items()},
-            "render_seconds_per_batch": {
-                "source": round(cost.batch_seconds(cfg, cfg.source_domain), 4),
-                "target": round(cost.batch_seconds(cfg, cfg.target_domain, labels=False), 4),
-            },
+            "tflop_per_iteration": {p.method: round(p.flops_per_iteration / 1e12, 3) for p in estimate.phases},
+            "run_tflop": {k: round(v / 1e12, 1) for k, v in estimate.flops().items()},
+            "render_seconds_per_batch": {k: round(v, 4) for k, v in render.items()},
             "minutes": {k: round(v / 60, 1) for k, v in seconds.items()},
         }
     total = {k: round(sum(t["minutes"][k] for t in per_task.values()), 1) for k in ("compute", "data", "total")}

@@ -41,36 +41,67 @@ def test_regda_costs_more_than_erm_and_continue_erm_as_much_as_erm(cfg):
     assert cost.iteration_flops(cfg, "oracle") == erm
 
 
-def test_a_run_adds_its_iterations_and_evaluations(cfg):
-    erm, regda, evaluation = (cost.iteration_flops(cfg, "erm"), cost.iteration_flops(cfg), cost.evaluation_flops(cfg))
+@pytest.fixture(scope="module")
+def counted(cfg):
+    """Each count once: a count runs a real step."""
+    return {
+        "erm": cost.iteration_flops(cfg, "erm"),
+        "regda": cost.iteration_flops(cfg),
+        "evaluation": cost.evaluation_flops(cfg),
+    }
+
+
+def test_a_run_adds_its_iterations_and_evaluations(cfg, counted):
+    erm, regda, evaluation = counted["erm"], counted["regda"], counted["evaluation"]
     # ci: 30 pre-training and 30 adaptation iterations, an evaluation every 15: 2 + 2 evaluations.
-    parts = cost.run_flops(cfg)
-    assert parts["pretrain"] == 30 * erm and parts["adapt"] == 30 * regda
-    assert parts["evaluation"] == pytest.approx(4 * evaluation)
-    assert parts["total"] == pytest.approx(30 * erm + 30 * regda + 4 * evaluation)
+    estimate = cost.run_cost(cfg, also=("continue",))
+    assert [(p.method, p.iterations, p.target_batches, p.evaluations) for p in estimate.phases] == [
+        ("erm", 30, False, 2),
+        ("regda", 30, True, 2),
+        ("continue", 30, False, 2),  # continue-ERM draws source batches only
+    ]
+    parts = estimate.flops()
+    assert parts["pretrain"] == 30 * erm and parts["adapt"] == 30 * regda + 30 * erm
+    assert parts["evaluation"] == pytest.approx(6 * evaluation)
+    assert parts["total"] == pytest.approx(60 * erm + 30 * regda + 6 * evaluation)
+    assert cost.run_flops(cfg)["total"] == pytest.approx(30 * erm + 30 * regda + 4 * evaluation)
     alone = cost.run_flops(cfg, pretrain=False)
     assert alone["pretrain"] == 0 and alone["evaluation"] == pytest.approx(2 * evaluation)
     erm_run = cost.run_flops(dataclasses.replace(cfg, method="erm"), pretrain=False)  # ERM's run is its training
     assert erm_run["pretrain"] == 30 * erm and erm_run["adapt"] == 0
 
 
-def test_the_time_model_adds_rendering_to_compute(cfg, monkeypatch):
+def test_each_method_is_counted_once(cfg, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cost, "iteration_flops", lambda cfg, method=None, batch=2: calls.append(method) or 1.0)
+    monkeypatch.setattr(cost, "evaluation_flops", lambda cfg, batch=2: calls.append("evaluation") or 1.0)
+    cost.run_cost(cfg, also=("continue",))
+    assert sorted(calls) == ["continue", "erm", "evaluation", "regda"]
+
+
+def test_the_time_model_adds_rendering_to_compute():
+    # By hand: 10 ERM iterations (source batches), 20 RegDA iterations (source and target), 3 evaluations.
+    estimate = cost.RunCost(
+        (cost.Phase("erm", 10, 2e12, False, 1), cost.Phase("regda", 20, 5e12, True, 2)), evaluation_flops=1e12
+    )
+    seconds = estimate.seconds(tflops=2.0, source_batch_s=0.5, target_batch_s=0.25)
+    assert seconds["compute"] == pytest.approx((10 * 2 + 20 * 5 + 3 * 1) / 2)  # 61.5 s
+    assert seconds["data"] == pytest.approx(10 * 0.5 + 20 * 0.75)  # 20 s
+    assert seconds["total"] == pytest.approx(81.5)
+
+
+def test_run_seconds_measures_the_batches_it_draws(cfg, monkeypatch):
     monkeypatch.setattr(cost, "batch_seconds", lambda cfg, domain, labels=True, repeats=3: 0.5 if labels else 0.25)
-    seconds = cost.run_seconds(cfg, tflops=1.0, also=("continue",))
-    # 30 ERM iterations with a source batch; RegDA 30 with a source and a target batch; continue-ERM 30 with a source.
-    assert seconds["data"] == pytest.approx(30 * 0.5 + 30 * 0.75 + 30 * 0.5)
-    flops = 30 * cost.iteration_flops(cfg, "erm") * 2 + 30 * cost.iteration_flops(cfg) + 6 * cost.evaluation_flops(cfg)
-    assert seconds["compute"] == pytest.approx(flops / 1e12)
-    assert seconds["total"] == pytest.approx(seconds["compute"] + seconds["data"])
-
-
-def test_minutes_at_a_rate():
-    assert cost.run_minutes(6e14, tflops=5.0) == pytest.approx(2.0)  # 600 TFLOP at 5 TFLOP/s: 120 s
+    seconds = cost.run_seconds(cfg, tflops=1.0, pretrain=False)
+    assert seconds["data"] == pytest.approx(30 * 0.75)
+    assert seconds["compute"] == pytest.approx(cost.run_flops(cfg, pretrain=False)["total"] / 1e12)
 
 
 def test_bad_input_is_named(cfg):
     with pytest.raises(ValueError, match="tflops must be positive, got 0"):
-        cost.run_minutes(1e12, tflops=0)
+        cost.RunCost((), 0.0).seconds(0, 0.1, 0.1)
+    with pytest.raises(ValueError, match="tflops must be positive, got -1"):
+        cost.run_seconds(cfg, tflops=-1)
     with pytest.raises(ValueError, match="method must be one of .* got 'regdaa'"):
         cost.iteration_flops(cfg, "regdaa")
     with pytest.raises(ValueError, match="batch must be at least 2"):

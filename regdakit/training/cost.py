@@ -15,6 +15,7 @@ the measured rate once a run starts.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,11 +27,13 @@ from regdakit.training.pretraining import build_model, prepare_for_method
 
 __all__ = [
     "MID_RANGE_GPU_TFLOPS",
+    "Phase",
+    "RunCost",
     "batch_seconds",
     "evaluation_flops",
     "iteration_flops",
+    "run_cost",
     "run_flops",
-    "run_minutes",
     "run_seconds",
 ]
 
@@ -94,37 +97,86 @@ def evaluation_flops(cfg: TrainConfig, batch: int = 2) -> float:
     return counter.get_total_flops() * 2 * cfg.eval_size / batch
 
 
-def run_flops(cfg: TrainConfig, *, pretrain: bool = True) -> dict[str, float]:
-    """Operations of a whole run of ``cfg``, by part.
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a run: ``iterations`` steps of ``method`` and the evaluations made during them."""
+
+    method: str  #: "erm" for the source-only pre-training, else the adaptation method
+    iterations: int
+    flops_per_iteration: float
+    target_batches: bool  #: whether each iteration also draws a target batch
+    evaluations: int
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """The counted parts of a run, each method counted once; :meth:`flops` and :meth:`seconds` add them up."""
+
+    phases: tuple[Phase, ...]
+    evaluation_flops: float  #: operations of one evaluation
+
+    def flops(self) -> dict[str, float]:
+        """``{"pretrain", "adapt", "evaluation", "total"}``, operations."""
+        parts = {
+            "pretrain": sum(p.iterations * p.flops_per_iteration for p in self.phases if p.method == "erm"),
+            "adapt": sum(p.iterations * p.flops_per_iteration for p in self.phases if p.method != "erm"),
+            "evaluation": sum(p.evaluations for p in self.phases) * self.evaluation_flops,
+        }
+        parts["total"] = sum(parts.values())
+        return parts
+
+    def seconds(self, tflops: float, source_batch_s: float, target_batch_s: float) -> dict[str, float]:
+        """Seconds of the run: ``{"compute", "data", "total"}``.
+
+        Compute is the operations at a sustained ``tflops`` x 10^12 per second; data is ``source_batch_s``
+        (and ``target_batch_s`` where a phase takes a target batch) per iteration, for drawing the batches.
+        """
+        if not tflops > 0:
+            raise ValueError(f"tflops must be positive, got {tflops}")
+        compute = self.flops()["total"] / (tflops * 1e12)
+        data = sum(p.iterations * (source_batch_s + (target_batch_s if p.target_batches else 0.0)) for p in self.phases)
+        return {"compute": compute, "data": data, "total": compute + data}
+
+
+def run_cost(cfg: TrainConfig, *, pretrain: bool = True, also: tuple[str, ...] = ()) -> RunCost:
+    """Count the parts of a run of ``cfg`` (and of ``also``, more adaptation methods from the same model).
+
+    Each method's iteration is counted once (:func:`iteration_flops`, a real step), and one evaluation
+    (:func:`evaluation_flops`); start-up and checkpoints are left out.
 
     Args:
         cfg: An adaptation method's config (then ``pretrain`` decides whether its source-only pre-training
             counts) or ERM / the oracle (the pre-training is the run).
         pretrain: Count the pre-training of ``cfg.pretrain_iterations`` ERM iterations.
-
-    Returns:
-        ``{"pretrain", "adapt", "evaluation", "total"}``, operations.
+        also: Other methods run for ``cfg.adapt_iterations`` from the same pre-trained model (notebook 04 runs
+            ``("continue",)`` beside RegDA).
     """
     adapting = cfg.method not in ("erm", "oracle")
-    parts = {
-        "pretrain": cfg.pretrain_iterations * iteration_flops(cfg, "erm") if pretrain or not adapting else 0.0,
-        "adapt": cfg.adapt_iterations * iteration_flops(cfg) if adapting else 0.0,
-    }
-    evaluations = 0
-    if parts["pretrain"]:
-        evaluations += -(-cfg.pretrain_iterations // cfg.eval_every)
-    if adapting:
-        evaluations += -(-cfg.adapt_iterations // cfg.eval_every)
-    parts["evaluation"] = evaluations * evaluation_flops(cfg)
-    parts["total"] = sum(parts.values())
-    return parts
+    phases = []
+    if pretrain or not adapting:
+        iterations = cfg.pretrain_iterations
+        phases.append(Phase("erm", iterations, iteration_flops(cfg, "erm"), False, -(-iterations // cfg.eval_every)))
+    for method in (cfg.method, *also) if adapting else ():
+        module = METHODS["erm" if method == "oracle" else method]
+        iterations = cfg.adapt_iterations
+        phases.append(
+            Phase(
+                method,
+                iterations,
+                iteration_flops(cfg, method),
+                bool(contract.target_images(module)),
+                -(-iterations // cfg.eval_every),
+            )
+        )
+    return RunCost(tuple(phases), evaluation_flops(cfg))
 
 
-def run_minutes(flops: float, tflops: float = MID_RANGE_GPU_TFLOPS) -> float:
-    """Minutes that ``flops`` operations take at a sustained ``tflops`` x 10^12 operations per second."""
-    if not tflops > 0:
-        raise ValueError(f"tflops must be positive, got {tflops}")
-    return flops / (tflops * 1e12) / 60
+def run_flops(cfg: TrainConfig, *, pretrain: bool = True, also: tuple[str, ...] = ()) -> dict[str, float]:
+    """Operations of a whole run of ``cfg``, by part: ``{"pretrain", "adapt", "evaluation", "total"}``.
+
+    Arguments as :func:`run_cost`.
+    """
+    return run_cost(cfg, pretrain=pretrain, also=also).flops()
 
 
 def batch_seconds(cfg: TrainConfig, domain: str, labels: bool = True, repeats: int = 3) -> float:
@@ -151,37 +203,16 @@ def batch_seconds(cfg: TrainConfig, domain: str, labels: bool = True, repeats: i
 def run_seconds(
     cfg: TrainConfig, tflops: float = MID_RANGE_GPU_TFLOPS, *, pretrain: bool = True, also: tuple[str, ...] = ()
 ) -> dict[str, float]:
-    """Estimated seconds of a run of ``cfg`` (and of ``also``, more adaptation methods from the same model).
+    """Estimated seconds of a run of ``cfg``: ``{"compute", "data", "total"}``.
 
-    Each iteration costs its counted operations at ``tflops`` plus the measured time of drawing its batches
-    (:func:`batch_seconds`: a source batch, and a target batch for a method that takes one); each evaluation
-    its operations. Start-up and checkpoints are left out.
-
-    Args:
-        cfg: The run (an adaptation method, or ERM / the oracle).
-        tflops: Sustained rate of the device, 10^12 operations per second.
-        pretrain: Count the source-only pre-training of an adaptation method.
-        also: Other methods run for ``cfg.adapt_iterations`` from the same pre-trained model (notebook 04 runs
-            ``("continue",)`` beside RegDA).
-
-    Returns:
-        ``{"compute", "data", "total"}`` seconds.
+    Each iteration costs its counted operations at ``tflops`` plus the time, measured here now
+    (:func:`batch_seconds`), of drawing its batches; each evaluation its operations. Other arguments as
+    :func:`run_cost`.
     """
     if not tflops > 0:
         raise ValueError(f"tflops must be positive, got {tflops}")
-    rate = tflops * 1e12
+    estimate = run_cost(cfg, pretrain=pretrain, also=also)
     source = batch_seconds(cfg, cfg.source_domain, labels=True)
-    target = batch_seconds(cfg, cfg.target_domain, labels=False)
-    adapting = cfg.method not in ("erm", "oracle")
-    compute, data, evaluations = 0.0, 0.0, 0
-    if pretrain or not adapting:
-        compute += cfg.pretrain_iterations * iteration_flops(cfg, "erm") / rate
-        data += cfg.pretrain_iterations * source
-        evaluations += -(-cfg.pretrain_iterations // cfg.eval_every)
-    for method in (cfg.method, *also) if adapting else ():
-        module = METHODS["erm" if method == "oracle" else method]
-        compute += cfg.adapt_iterations * iteration_flops(cfg, method) / rate
-        data += cfg.adapt_iterations * (source + (target if contract.target_images(module) else 0.0))
-        evaluations += -(-cfg.adapt_iterations // cfg.eval_every)
-    compute += evaluations * evaluation_flops(cfg) / rate
-    return {"compute": compute, "data": data, "total": compute + data}
+    wants_target = any(p.target_batches for p in estimate.phases)
+    target = batch_seconds(cfg, cfg.target_domain, labels=False) if wants_target else 0.0
+    return estimate.seconds(tflops, source, target)
