@@ -91,6 +91,8 @@ ROWS: dict[str, Row] = {
 TABLE1 = ("source_only", "continue", "control", "dan", "dann", "mcd", "dd", "regda", "finetune", "oracle")
 TABLE2 = ("dd", "false_max", "regda")
 DEFAULT_ROWS = (*TABLE1, "false_max")
+#: The rows trained with target labels: the top of the scale, not methods of unsupervised adaptation.
+TARGET_LABELLED = ("finetune", "oracle")
 #: The rows every method is compared with, seed by seed.
 BASELINES = ("source_only", "continue", "control")
 
@@ -687,7 +689,9 @@ def goals(t: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
     RegDA above the control and above continue-ERM with the 95 % interval of the paired difference
     excluding 0; the gap closed (ratio of means, against the stronger reference) at least 0.30 (the issue
-    asks it on hands); no run whose source PCK fell more than the flag's limit.
+    asks it on hands); no run of a method without target labels whose source PCK fell more than the flag's
+    limit. The rows trained on target labels (:data:`TARGET_LABELLED`) are flagged in the tables but not
+    counted here: they train on the target and nothing else, so forgetting the source is what they do.
     """
     regda = t["rows"].get("regda", {})
     out = {}
@@ -698,7 +702,7 @@ def goals(t: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     gap = t["gap_closed"]["rows"].get("regda", {}).get(t["gap_closed"]["reference"] or "")
     ratio = gap["ratio_of_means"] if gap else None
     out["gap_closed_at_least_0.30"] = {"value": ratio, "met": None if ratio is None else ratio >= 0.30}
-    flagged = [f"{f['row']} seed {f['seed']}" for f in t["flags"]["runs"]]
+    flagged = [f"{f['row']} seed {f['seed']}" for f in t["flags"]["runs"] if f["row"] not in TARGET_LABELLED]
     out["no_source_collapse"] = {"value": flagged, "met": not flagged}
     return out
 

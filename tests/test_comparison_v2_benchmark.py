@@ -331,7 +331,13 @@ def test_summarise_hand_made_results(v2, tmp_path):
     goals = hands["goals"]
     assert goals["regda_above_control"] == {"value": None, "met": None}  # one paired seed: no interval
     assert goals["regda_above_continue"]["met"] is None  # no continue-ERM row here
-    assert goals["gap_closed_at_least_0.30"]["met"] is False and goals["no_source_collapse"]["met"] is False
+    assert goals["gap_closed_at_least_0.30"]["met"] is False
+    assert goals["no_source_collapse"] == {"value": ["regda seed 2"], "met": False}
+    # The target fine-tune forgets the source by design: flagged in the tables, not a collapse of a method.
+    tuned_on_target = results + [run("reported", "finetune", 1, 40.0, 30.0), run("reported", "finetune", 2, 40.0, 30.0)]
+    both = v2.summarise(tuned_on_target, ["source_only", "finetune"], s)["tasks"]["hands"]
+    assert [f["row"] for f in both["flags"]["runs"]] == ["finetune", "finetune"]
+    assert both["goals"]["no_source_collapse"] == {"value": [], "met": True}
     verdicts = {tuple(p["pair"]): p["verdict"] for p in hands["ordering"]["RHD -> H3D"]}
     assert verdicts[("oracle", "source_only")] == "agrees"  # 40, 40: no spread, above 0
     assert verdicts[("regda", "source_only")] == "undecided"
