@@ -264,40 +264,92 @@ for task in TASKS:
 # %% [md]
 # ## 7 · What the benchmark measured
 #
-# One short run cannot separate RegDA's game from two confounders: *more
-# training* (the adaptation phase adds iterations with another optimiser) and
-# *BatchNorm statistics* (target batches pass through BatchNorm in train mode).
-# `benchmarks/synthetic_benchmark.py` therefore also runs **AdaBN** (target
-# statistics only) and a **control** (RegDA's schedule with the game switched
-# off), with three seeds. Its committed result (`benchmarks/results/`, shipped
-# with the package as `rk.resources`) is of the **first version**: the seed-0
-# models (σ = 2 cells, 600 iterations, about 25 % source PCK) and each run's
-# last evaluation. The protocol of the fair-comparison-v2 issue (the shipped
-# models of this version, continue-ERM, several seeds with intervals,
-# `benchmarks/comparison_v2.py`) replaces it once its runs are committed.
+# One short run of one seed cannot separate RegDA's game from two
+# confounders: *more training* (continue-ERM above) and *RegDA's schedule
+# without its game* — target batches through BatchNorm in train mode, the
+# second head, the adaptation optimiser. The **control** runs that schedule
+# with the game switched off. `benchmarks/comparison_v2.py` ran all of them
+# from the shipped source-only models of seeds 1–5, with 800 adaptation
+# iterations each, every run reported as the mean of its last three
+# evaluations, and RegDA's trade-off chosen on a sixth seed without target
+# labels. Its committed result ships with the package (`rk.resources`);
+# notebook 05 shows the whole comparison.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-bench = rk.resources.read_json("results/synthetic_benchmark.json")
-print(f"preset {bench['preset_name']}, seeds {bench['seeds']}, generator {bench['generator_version']}")
-for task, data in bench["tasks"].items():
-    print(f"\n{task}: target PCK@0.05, mean ± std over seeds; gap closed = (X - ERM) / (oracle - ERM)")
-    for method, entry in data["methods"].items():
-        pck05 = entry["summary"]["pck@0.05/all"]
-        gap = data["gap_closed"].get(method, {}).get("mean")
-        print(f"  {method:<8}{pck05['mean']:6.1f} ± {pck05['std']:4.1f}" + (f"   gap closed {gap:+.2f}" if gap is not None else ""))
-    print("  checks:", data["checks"])
+v2 = rk.resources.read_json("results/comparison_v2/comparison_v2.json")
+CORE = {"source_only": "source only", "continue": "continue-ERM", "control": "control", "regda": "RegDA",
+        "finetune": "target fine-tune", "oracle": "oracle"}
+
+
+def interval(stat, sign=""):
+    """'mean [low, high]' of a summary of seeds (stats.summary or stats.paired_differences)."""
+    low, high = stat["ci95"]
+    return f"{stat['mean']:{sign}5.1f} [{low:{sign}5.1f}, {high:{sign}5.1f}]"
+
+
+for task in TASKS:
+    t = v2["tasks"][task]
+    print(f"{task} -> {t['target']}: target PCK@0.05 %, mean [95 % t-interval] over seeds")
+    for row, name in CORE.items():
+        entry = t["rows"][row]
+        print(f"  {name:<17}{interval(entry['target']['pck@0.05/all'])}   n={entry['target']['pck@0.05/all']['n']}"
+              f"   source {entry['source']['mean']:5.1f}")
+    for base in ("source_only", "continue", "control"):
+        diff = t["rows"]["regda"]["minus"][base]
+        print(f"  RegDA - {CORE[base]:<13}{interval(diff, '+')}   paired on seeds {diff['seeds']}")
+    gap = t["gap_closed"]["rows"]["regda"][t["gap_closed"]["reference"]]
+    print(f"  gap closed by RegDA (to the {t['gap_closed']['reference']}): {gap['ratio_of_means']:.2f}\n")
 
 # %% [md]
-# This cell fails if the first version's effect disappears from its committed
-# benchmark (every seed, both tasks). The run above is printed beside it, not
-# checked: one seed of a short run cannot decide, and continue-ERM shows how far
-# more training alone moves the target.
+# Each row minus continue-ERM, seed by seed (dots), with its mean and 95 %
+# interval: blue where the interval excludes 0. Both tasks share the x-axis.
 
 # %%
-for task, data in bench["tasks"].items():
-    assert all(data["checks"].values()), f"{task}: {data['checks']}"
-print("first version: RegDA above ERM and the control in every benchmark seed")
+# One x-axis for both tasks: the sizes of the differences are part of the story.
+fig, axes = plt.subplots(len(TASKS), 1, figsize=(10, 2.4 * len(TASKS)), sharex=True, squeeze=False)
+for ax, task in zip(axes[:, 0], TASKS):
+    rk.comparison.plot_paired_differences(v2, task, "continue", rows=["source_only", "control", "regda"], ax=ax)
+fig.tight_layout()
+
+# %% [md]
+# **Hands.** RegDA is above both same-budget baselines on every seed, and the
+# 95 % intervals of the paired differences exclude 0: about 6 points above the
+# control and 12 above continue-ERM. The control is itself about 6 points above
+# continue-ERM: part of what an adaptation run gains comes from its schedule,
+# not from its game, which is why the control is the baseline that counts.
+# Even so RegDA closes only about 0.14 of the gap to the oracle (the paper
+# reports 31 % on RHD → H3D) and about 0.3 of the gap to the target fine-tune.
+#
+# **Bodies.** Nothing moves the lab target in 800 iterations: continue-ERM,
+# the control and RegDA all stay within a point of the source-only model.
+# RegDA is above the control by less than a point, with an interval that
+# excludes 0, and not above continue-ERM. The gain on hands is therefore not a
+# property of every synthetic task; notebook 05 sets both beside the other
+# methods. The cell below checks these sentences against the numbers above,
+# and the one run of this notebook is printed after it, not checked.
+
+# %%
+goals = {task: v2["tasks"][task]["goals"] for task in TASKS}
+regda = {task: v2["tasks"][task]["rows"]["regda"]["minus"] for task in TASKS}
+settings = v2["settings"]
+assert (settings["adapt_iterations"], settings["seeds"], settings["last_evals"], settings["tuning_seed"]) == (
+    800, [1, 2, 3, 4, 5], 3, 6), settings
+# hands: above both baselines on every seed, intervals excluding 0; the control about 6 above continue-ERM
+for base, points in (("control", 6), ("continue", 12)):
+    diff = regda["hands"][base]
+    assert goals["hands"][f"regda_above_{base}"]["met"] and min(diff["values"]) > 0 and round(diff["mean"]) == points
+control_gain = v2["tasks"]["hands"]["rows"]["control"]["minus"]["continue"]
+assert control_gain["ci95"][0] > 0 and round(control_gain["mean"]) == 6, control_gain
+gap = v2["tasks"]["hands"]["gap_closed"]["rows"]["regda"]
+assert round(gap["oracle"]["ratio_of_means"], 2) == 0.14 and round(gap["finetune"]["ratio_of_means"], 1) == 0.3, gap
+assert not goals["hands"]["gap_closed_at_least_0.30"]["met"]
+# bodies: every same-budget row within a point of source only; RegDA above the control (< 1 point), not continue-ERM
+rows = v2["tasks"]["bodies"]["rows"]
+assert all(abs(rows[row]["minus"]["source_only"]["mean"]) < 1 for row in ("continue", "control", "regda"))
+assert goals["bodies"]["regda_above_control"]["met"] and regda["bodies"]["control"]["mean"] < 1
+assert goals["bodies"]["regda_above_continue"]["met"] is False
+print("the text above matches the committed comparison")
 for task in TASKS:
     regda_pck = results[task]["summary"]["metrics"]["target_test"]["pck@0.05/all"]
     continue_pck = continued[task]["summary"]["metrics"]["target_test"]["pck@0.05/all"]
@@ -319,7 +371,8 @@ for task in TASKS:
 #   chosen with target labels.
 # * One short run wobbles, and plain continued training (continue-ERM) moves
 #   the target too; only a benchmark over several seeds with these baselines
-#   can show what the game itself adds.
+#   can show what the game itself adds. Over five seeds it adds about 6 points
+#   on hands beyond the control, and less than one on bodies.
 #
 # ## Exercises
 #
