@@ -1,4 +1,7 @@
-"""The README's table of the shipped models quotes benchmarks/results/synthetic_domains.json: it must agree.
+"""The README's tables quote committed benchmarks: they must agree.
+
+The shipped models' table quotes benchmarks/results/synthetic_domains.json; the fair comparison's quotes
+benchmarks/results/comparison_v2/comparison_v2.json.
 
 A re-run of the benchmark (more seeds, new models) that changes a mean fails here until the README's table
 is updated, instead of leaving the prose wrong.
@@ -38,3 +41,34 @@ def test_the_readme_quotes_the_shipped_models_benchmark():
             f"{strongest:.2f}",
         ]
         assert quoted == measured, f"{task} → {target}: README {quoted}, benchmark {measured}"
+
+
+def _interval(stat: dict, sign: str = "") -> str:
+    low, high = stat["ci95"]
+    return f"{stat['mean']:{sign}.1f} [{low:.1f}, {high:.1f}]"
+
+
+def test_the_readme_quotes_the_fair_comparison():
+    v2 = json.loads((ROOT / "benchmarks" / "results" / "comparison_v2" / "comparison_v2.json").read_text())
+    text = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (hands|bodies) → (\w+) \| ([^|]+\]) \| (.+) \|$", text, re.M)
+    quoted = {
+        task: [target, first.strip(), *(c.strip() for c in rest.split("|"))] for task, target, first, rest in rows
+    }
+    assert set(quoted) == {"hands", "bodies"}, quoted
+    for task, cells in quoted.items():
+        t = v2["tasks"][task]
+        regda = t["rows"]["regda"]["minus"]
+        measured = [
+            t["target"],
+            *(
+                _interval(t["rows"][row]["target"]["pck@0.05/all"])
+                for row in ("source_only", "continue", "control", "regda")
+            ),
+            _interval(regda["control"], "+"),
+            _interval(regda["continue"], "+"),
+            f"{t['gap_closed']['rows']['regda']['oracle']['ratio_of_means']:.2f}",
+        ]
+        assert cells == measured, f"{task}: README {cells}, comparison_v2.json {measured}"
+    control = v2["tasks"]["hands"]["rows"]["control"]["minus"]["continue"]["mean"]
+    assert f"itself {control:.1f} points above continue-ERM" in " ".join(text.split())
