@@ -827,7 +827,11 @@ def markdown(result: Mapping[str, Any]) -> str:
                 cands = ", ".join(
                     f"{x['trade_off']:g}: {x['source_pck']:.1f} ({x['source_drop']:+.1f})" for x in c["candidates"]
                 )
-                lines.append(f"| {ROWS[row].label} | {cands} | {c['kept']} | {c['chosen_trade_off']:g} | {c['note']} |")
+                note = c["note"]
+                grid = info.get("grid") or []
+                if len(c["candidates"]) < len(grid):  # a partial report: the rest of the grid is still to run
+                    note = f"**provisional: {len(c['candidates'])} of {len(grid)} trade-offs run**; {note}"
+                lines.append(f"| {ROWS[row].label} | {cands} | {c['kept']} | {c['chosen_trade_off']:g} | {note} |")
             lines.append("")
         if t["failed"]:
             lines += [

@@ -347,3 +347,6 @@ def test_summarise_hand_made_results(v2, tmp_path):
     text = v2.markdown(result)
     assert "control seed 2: NaN" in text and "regda seed 2 (15.0)" in text and "ratio of means" in text
     assert "- gap_closed_at_least_0.30: not met (0.1875)" in text
+    assert "provisional" not in text  # no grid in these settings: nothing to compare with
+    partial = v2.markdown({**result, "settings": {**result["settings"], "grid": [0.1, 0.3, 1.0]}})
+    assert "**provisional: 2 of 3 trade-offs run**" in partial  # the tuning seed ran 0.1 and 1 only
