@@ -72,3 +72,6 @@ def test_the_readme_quotes_the_fair_comparison():
         assert cells == measured, f"{task}: README {cells}, comparison_v2.json {measured}"
     control = v2["tasks"]["hands"]["rows"]["control"]["minus"]["continue"]["mean"]
     assert f"itself {control:.1f} points above continue-ERM" in " ".join(text.split())
+    hands = v2["tasks"]["hands"]["rows"]
+    for row, label in (("dann", "DANN"), ("dan", "DAN")):
+        assert f"{label} ({hands[row]['target']['pck@0.05/all']['mean']:.1f})" in " ".join(text.split()), row
