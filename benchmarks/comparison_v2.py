@@ -708,12 +708,9 @@ def goals(t: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _ci(stat: Mapping[str, Any], digits: int = 1) -> str:
-    if not stat.get("n"):
-        return "not run"
-    text = f"{stat['mean']:.{digits}f}"
-    if "ci95" in stat:
-        text += f" [{stat['ci95'][0]:.{digits}f}, {stat['ci95'][1]:.{digits}f}]"
-    return text + f" (n={stat['n']})"
+    from regdakit.stats import format_interval
+
+    return format_interval(stat, digits, show_n=True)
 
 
 def markdown(result: Mapping[str, Any]) -> str:

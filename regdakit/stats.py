@@ -24,7 +24,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["paired_differences", "summary", "t_quantile", "t_two_sided"]
+__all__ = ["format_interval", "paired_differences", "summary", "t_quantile", "t_two_sided"]
 
 
 def _df(df: Any) -> int:
@@ -139,3 +139,36 @@ def paired_differences(
     diffs = [method[s] - baseline[s] for s in seeds]
     unpaired = sorted((set(method) | set(baseline)) - set(seeds))
     return {**summary(diffs, digits), "seeds": seeds, "unpaired": unpaired}
+
+
+def format_interval(
+    stat: Mapping[str, Any], digits: int = 1, *, signed: bool = False, width: int = 0, show_n: bool = False
+) -> str:
+    """``"mean [low, high]"`` of a :func:`summary` or :func:`paired_differences`, as the tables print it.
+
+    Args:
+        stat: A summary (``"n"``; ``"mean"`` from one value on; ``"ci95"`` from two).
+        digits: Decimals of every number.
+        signed: Print ``+`` before positive numbers (differences).
+        width: Minimum width of every number, to align columns (0: none).
+        show_n: Append ``" (n=k)"``.
+
+    Returns:
+        ``"not run"`` for a summary of no values; the mean alone for one value (it has no interval).
+
+    >>> format_interval(summary([1.0, 3.0]))
+    '2.0 [-10.7, 14.7]'
+    >>> format_interval(paired_differences({1: 3.0, 2: 5.0}, {1: 1.0, 2: 2.0}), signed=True, show_n=True)
+    '+2.5 [-3.9, +8.9] (n=2)'
+    >>> format_interval(summary([4.0]), show_n=True), format_interval(summary([]))
+    ('4.0 (n=1)', 'not run')
+    """
+    n = stat.get("n")
+    if not n:
+        return "not run"
+    spec = f"{'+' if signed else ''}{width or ''}.{digits}f"
+    text = format(stat["mean"], spec)
+    if "ci95" in stat:
+        low, high = stat["ci95"]
+        text += f" [{low:{spec}}, {high:{spec}}]"
+    return text + (f" (n={n})" if show_n else "")

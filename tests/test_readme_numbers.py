@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from regdakit.stats import format_interval
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,11 +45,6 @@ def test_the_readme_quotes_the_shipped_models_benchmark():
         assert quoted == measured, f"{task} → {target}: README {quoted}, benchmark {measured}"
 
 
-def _interval(stat: dict, sign: str = "") -> str:
-    low, high = stat["ci95"]
-    return f"{stat['mean']:{sign}.1f} [{low:.1f}, {high:.1f}]"
-
-
 def test_the_readme_quotes_the_fair_comparison():
     v2 = json.loads((ROOT / "benchmarks" / "results" / "comparison_v2" / "comparison_v2.json").read_text())
     text = (ROOT / "README.md").read_text()
@@ -62,11 +59,11 @@ def test_the_readme_quotes_the_fair_comparison():
         measured = [
             t["target"],
             *(
-                _interval(t["rows"][row]["target"]["pck@0.05/all"])
+                format_interval(t["rows"][row]["target"]["pck@0.05/all"])
                 for row in ("source_only", "continue", "control", "regda")
             ),
-            _interval(regda["control"], "+"),
-            _interval(regda["continue"], "+"),
+            format_interval(regda["control"], signed=True),
+            format_interval(regda["continue"], signed=True),
             f"{t['gap_closed']['rows']['regda']['oracle']['ratio_of_means']:.2f}",
         ]
         assert cells == measured, f"{task}: README {cells}, comparison_v2.json {measured}"

@@ -55,3 +55,14 @@ def test_paired_differences_by_hand():
     assert d["mean"] == 2.0 and d["sd"] == 1.0 and d["ci95"] == [-0.4841, 4.4841]
     with pytest.raises(ValueError, match="no seed with a value on both sides"):
         stats.paired_differences({1: 1.0}, {2: 1.0})
+
+
+def test_format_interval_by_hand():
+    d = stats.paired_differences({1: 10.0, 2: 12.0, 3: 11.0}, {1: 8.0, 2: 9.0, 3: 10.0})  # 2 [-0.4841, 4.4841]
+    assert stats.format_interval(d) == "2.0 [-0.5, 4.5]"
+    assert stats.format_interval(d, 2, signed=True) == "+2.00 [-0.48, +4.48]"
+    # A width aligns every number, so a column of rows lines up whatever the signs.
+    assert stats.format_interval(d, signed=True, width=5) == " +2.0 [ -0.5,  +4.5]"
+    assert stats.format_interval(d, show_n=True) == "2.0 [-0.5, 4.5] (n=3)"
+    assert stats.format_interval(stats.summary([7.25])) == "7.2"  # one seed: no interval (round half to even)
+    assert stats.format_interval(stats.summary([None])) == "not run"

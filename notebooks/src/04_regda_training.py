@@ -277,27 +277,22 @@ for task in TASKS:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from regdakit.stats import format_interval  # "mean [low, high]", as the committed tables print it
+
 v2 = rk.resources.read_json("results/comparison_v2/comparison_v2.json")
 CORE = {"source_only": "source only", "continue": "continue-ERM", "control": "control", "regda": "RegDA",
         "finetune": "target fine-tune", "oracle": "oracle"}
-
-
-def interval(stat, sign=""):
-    """'mean [low, high]' of a summary of seeds (stats.summary or stats.paired_differences)."""
-    low, high = stat["ci95"]
-    return f"{stat['mean']:{sign}5.1f} [{low:{sign}5.1f}, {high:{sign}5.1f}]"
-
 
 for task in TASKS:
     t = v2["tasks"][task]
     print(f"{task} -> {t['target']}: target PCK@0.05 %, mean [95 % t-interval] over seeds")
     for row, name in CORE.items():
         entry = t["rows"][row]
-        print(f"  {name:<17}{interval(entry['target']['pck@0.05/all'])}   n={entry['target']['pck@0.05/all']['n']}"
+        print(f"  {name:<17}{format_interval(entry['target']['pck@0.05/all'], width=5)}   n={entry['target']['pck@0.05/all']['n']}"
               f"   source {entry['source']['mean']:5.1f}")
     for base in ("source_only", "continue", "control"):
         diff = t["rows"]["regda"]["minus"][base]
-        print(f"  RegDA - {CORE[base]:<13}{interval(diff, '+')}   paired on seeds {diff['seeds']}")
+        print(f"  RegDA - {CORE[base]:<13}{format_interval(diff, signed=True, width=5)}   paired on seeds {diff['seeds']}")
     gap = t["gap_closed"]["rows"]["regda"][t["gap_closed"]["reference"]]
     print(f"  gap closed by RegDA (to the {t['gap_closed']['reference']}): {gap['ratio_of_means']:.2f}\n")
 
