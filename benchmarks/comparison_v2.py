@@ -39,7 +39,8 @@ seeds with the chosen trade-offs. Wall time is recorded per invocation and per j
     python benchmarks/comparison_v2.py --summarise-only   # the tables from the finished jobs
 
 Writes ``<results>/comparison_v2.json`` and ``<results>/comparison_v2.md`` (default
-``benchmarks/results/comparison_v2``).
+``benchmarks/results/comparison_v2``) of the selected tasks and rows only: after an invocation with a narrower
+``--tasks`` or ``--rows`` (it says so when it ends), rerun with ``--summarise-only`` for the whole report.
 """
 
 from __future__ import annotations
@@ -1047,6 +1048,22 @@ def main(argv: list[str] | None = None) -> None:
     (args.results / "comparison_v2.md").write_text(text + "\n")
     print(text)
     print(f"wrote {portable(os.fspath(args.results / 'comparison_v2.json'))} and comparison_v2.md")
+    narrower = narrower_than_default(args.tasks, args.rows, parser.get_default("tasks"))
+    if narrower:
+        print(
+            f"this report covers only {narrower}: rerun with --summarise-only (no --tasks, --rows) for the whole plan"
+        )
+
+
+def narrower_than_default(tasks: Sequence[str], rows: Sequence[str], default_tasks: Sequence[str]) -> str:
+    """What a selection leaves out of the default plan, in words (empty when it leaves nothing out)."""
+    left_out = [f"--tasks {' '.join(tasks)}"] if set(default_tasks) - set(tasks) else []
+    left_out += (
+        [f"--rows without {' '.join(r for r in DEFAULT_ROWS if r not in rows)}"]
+        if set(DEFAULT_ROWS) - set(rows)
+        else []
+    )
+    return ", ".join(left_out)
 
 
 def _dry_run(jobs: Mapping[str, list[Job]], s: Mapping[str, Any], args: argparse.Namespace, missing: list[str]) -> None:

@@ -350,3 +350,12 @@ def test_summarise_hand_made_results(v2, tmp_path):
     assert "provisional" not in text  # no grid in these settings: nothing to compare with
     partial = v2.markdown({**result, "settings": {**result["settings"], "grid": [0.1, 0.3, 1.0]}})
     assert "**provisional: 2 of 3 trade-offs run**" in partial  # the tuning seed ran 0.1 and 1 only
+
+
+def test_a_narrower_selection_is_named(v2):
+    both = ["hands", "bodies"]
+    assert v2.narrower_than_default(both, list(v2.DEFAULT_ROWS), both) == ""
+    assert v2.narrower_than_default(["bodies", "hands"], [*v2.DEFAULT_ROWS, "dd_unbounded"], both) == ""
+    assert v2.narrower_than_default(["hands"], list(v2.DEFAULT_ROWS), both) == "--tasks hands"
+    rows = [r for r in v2.DEFAULT_ROWS if r not in ("mcd", "oracle")]
+    assert v2.narrower_than_default(both, rows, both) == "--rows without mcd oracle"
