@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,3 +27,14 @@ def repository_files() -> list[str]:
     except (OSError, subprocess.CalledProcessError) as err:
         pytest.skip(f"not a git checkout ({err}): nothing to say which files are committed")
     return sorted(n for n in set(listed.split("\0")) if n and (ROOT / n).is_file())
+
+
+@contextlib.contextmanager
+def benchmark_script(name: str) -> Iterator[ModuleType]:
+    """``benchmarks/<name>.py`` as a module, imported with ``benchmarks/`` on the path as when it runs."""
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)

@@ -1,24 +1,19 @@
 """benchmarks/comparison_v2.py end to end at the ``ci`` preset with stand-in checkpoints (seconds), and its parts."""
 
 import dataclasses
-import importlib
 import json
-import sys
 import time
 
 import pytest
 import torch
 
-from tests._repo import ROOT
+from tests._repo import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def v2():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("comparison_v2")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_script("comparison_v2") as module:
+        yield module
 
 
 def _stand_in(path, task, seed, method="erm"):

@@ -1,23 +1,18 @@
 """benchmarks/landing_after_adaptation.py with stand-in runs: its lookups, its errors and its pairing."""
 
 import dataclasses
-import importlib
 import json
-import sys
 
 import pytest
 import torch
 
-from tests._repo import ROOT
+from tests._repo import ROOT, benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("landing_after_adaptation")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_script("landing_after_adaptation") as module:
+        yield module
 
 
 def _run(folder, task, row, seed, weights_seed):
