@@ -621,6 +621,43 @@ def largest_budget(jobs: Mapping[str, list[Job]], rates: Mapping[str, Any], s: M
 # ----------------------------------------------------------------------------- the tables
 
 
+def tuning_audit(results: Iterable[Mapping[str, Any]], tuning: Mapping[str, Any]) -> dict[str, Any]:
+    """How good each label-free choice was, judged with the tuning seed's target labels, after the choice.
+
+    The trainer evaluates every run on the target test set; :func:`choices` never reads those numbers. Here
+    they grade it: among the trade-offs the source margin kept, which one the target labels would have picked
+    and how many target points the label-free choice gave up against it (0 when they agree).
+
+    Returns:
+        ``{"source_only": target PCK of the tuning seed's source-only model (None if absent), "rows": {row:
+        {"target_by_trade_off": {trade-off: PCK}, "chosen", "label_pick", "points_lost"}}}``; rows without a
+        chosen trade-off are left out.
+    """
+    by_trade_off: dict[str, dict[float, float]] = {}
+    source_only = None
+    for r in results:
+        if r["stage"] != "tuning" or r.get("failed"):
+            continue
+        if r["row"] == "source_only":
+            source_only = r["target_test"][MAIN]
+        elif r.get("trade_off") is not None:
+            by_trade_off.setdefault(r["row"], {})[r["trade_off"]] = r["target_test"][MAIN]
+    rows = {}
+    for row, c in tuning.items():
+        if c.get("chosen_trade_off") is None or row not in by_trade_off:
+            continue
+        target = by_trade_off[row]
+        kept = [t for t in c["kept"] if t in target]
+        pick = max(kept, key=lambda t: (target[t], -t))  # ties to the smaller trade-off, as the choice
+        rows[row] = {
+            "target_by_trade_off": {str(t): target[t] for t in sorted(target)},
+            "chosen": c["chosen_trade_off"],
+            "label_pick": pick,
+            "points_lost": round(target[pick] - target[c["chosen_trade_off"]], 3),
+        }
+    return {"source_only": source_only, "rows": rows}
+
+
 def summarise(results: Sequence[Mapping[str, Any]], rows: Sequence[str], s: Mapping[str, Any]) -> dict[str, Any]:
     """Per task: the tuning, each row's numbers over seeds, paired differences, gap closed, the paper's order."""
     from regdakit import comparison
@@ -680,6 +717,7 @@ def summarise(results: Sequence[Mapping[str, Any]], rows: Sequence[str], s: Mapp
             "flags": {"limit_points": FLAG_DROP, "runs": flags},
             "failed": failed,
             "tuning": tuning.get(task, {}),
+            "tuning_audit": tuning_audit((r for r in results if r["task"] == task), tuning.get(task, {})),
         }
         tasks[task]["goals"] = goals(tasks[task])
     return {"tasks": tasks}
@@ -830,6 +868,24 @@ def markdown(result: Mapping[str, Any]) -> str:
                 if len(c["candidates"]) < len(grid):  # a partial report: the rest of the grid is still to run
                     note = f"**provisional: {len(c['candidates'])} of {len(grid)} trade-offs run**; {note}"
                 lines.append(f"| {ROWS[row].label} | {cands} | {c['kept']} | {c['chosen_trade_off']:g} | {note} |")
+            lines.append("")
+        audit = t.get("tuning_audit", {})
+        if audit.get("rows"):
+            before = audit["source_only"]
+            lines += [
+                f"### {task}: the tuning graded with target labels (after the choice; the choice never reads them)",
+                "",
+                f"The source-only model of the tuning seed: {'not run' if before is None else f'{before:.1f}'}.",
+                "",
+                "| row | trade-off: target PCK@0.05 on the tuning seed | chosen | target labels' pick among kept "
+                "| points given up |",
+                "|---|---|---|---|---|",
+            ]
+            for row, a in audit["rows"].items():
+                cells = ", ".join(f"{float(k):g}: {v:.1f}" for k, v in a["target_by_trade_off"].items())
+                lines.append(
+                    f"| {ROWS[row].label} | {cells} | {a['chosen']:g} | {a['label_pick']:g} | {a['points_lost']:.1f} |"
+                )
             lines.append("")
         if t["failed"]:
             lines += [

@@ -313,6 +313,9 @@ def test_summarise_hand_made_results(v2, tmp_path):
     s = {**_settings(tmp_path, tmp_path), "tuning_seed": 3}
     hands = v2.summarise(results, ["source_only", "control", "regda", "oracle"], s)["tasks"]["hands"]
     assert hands["tuning"]["regda"]["chosen_trade_off"] == 1.0  # the target numbers (99 at 0.1) are never read
+    # ... until the audit grades the choice with them: the target labels would have picked 0.1, 99 points more.
+    audit = {"target_by_trade_off": {"0.1": 99.0, "1.0": 0.0}, "chosen": 1.0, "label_pick": 0.1, "points_lost": 99.0}
+    assert hands["tuning_audit"] == {"source_only": 0.0, "rows": {"regda": audit}}
     regda = hands["rows"]["regda"]
     assert regda["trade_off"] == [1.0] and regda["target"]["pck@0.05/all"]["mean"] == 22.5
     assert regda["minus"]["source_only"]["values"] == [5.0, 10.0]  # 7.5 ± 12.7062 * 3.5355 / sqrt 2
@@ -342,6 +345,8 @@ def test_summarise_hand_made_results(v2, tmp_path):
     text = v2.markdown(result)
     assert "control seed 2: NaN" in text and "regda seed 2 (15.0)" in text and "ratio of means" in text
     assert "- gap_closed_at_least_0.30: not met (0.1875)" in text
+    assert f"| {v2.ROWS['regda'].label} | 0.1: 99.0, 1: 0.0 | 1 | 0.1 | 99.0 |" in text
+    assert "The source-only model of the tuning seed: 0.0." in text
     assert "provisional" not in text  # no grid in these settings: nothing to compare with
     partial = v2.markdown({**result, "settings": {**result["settings"], "grid": [0.1, 0.3, 1.0]}})
     assert "**provisional: 2 of 3 trade-offs run**" in partial  # the tuning seed ran 0.1 and 1 only
@@ -354,3 +359,25 @@ def test_a_narrower_selection_is_named(v2):
     assert v2.narrower_than_default(["hands"], list(v2.DEFAULT_ROWS), both) == "--tasks hands"
     rows = [r for r in v2.DEFAULT_ROWS if r not in ("mcd", "oracle")]
     assert v2.narrower_than_default(both, rows, both) == "--rows without mcd oracle"
+
+
+def test_the_tuning_audit_grades_only_among_the_kept_trade_offs(v2):
+    def job(row, trade_off, target, **extra):
+        return {"stage": "tuning", "row": row, "trade_off": trade_off, "target_test": {v2.MAIN: target}, **extra}
+
+    results = [job("source_only", None, 5.0), job("dan", 0.1, 10.0), job("dan", 1.0, 50.0), job("dan", 0.3, 20.0),
+               job("mcd", 0.1, 1.0), {**job("mcd", 1.0, 0.0), "failed": "NaN"}]  # fmt: skip
+    tuning = {"dan": {"chosen_trade_off": 0.1, "kept": [0.1, 0.3]}, "mcd": {"chosen_trade_off": None, "kept": []}}
+    audit = v2.tuning_audit(results, tuning)
+    # 1.0 reached 50 but lost the source (not kept): the labels' pick among the kept is 0.3, 10 points up.
+    assert audit == {
+        "source_only": 5.0,
+        "rows": {
+            "dan": {
+                "target_by_trade_off": {"0.1": 10.0, "0.3": 20.0, "1.0": 50.0},
+                "chosen": 0.1,
+                "label_pick": 0.3,
+                "points_lost": 10.0,
+            }
+        },
+    }
