@@ -48,6 +48,7 @@ __all__ = [
     "ordering_agreement",
     "pairwise_agreement",
     "plot_gap_closed",
+    "plot_learning_curves",
     "plot_paired_differences",
     "plot_selection",
     "stronger_reference",
@@ -71,8 +72,9 @@ PAPER_BENCHMARK_OF = {
     ("bodies", "wild"): "SURREAL -> LSP",
 }
 #: Short display names of the rows.
-LABELS = {"source_only": "source only", "dan": "DAN", "dann": "DANN", "mcd": "MCD", "dd": "DD",
-          "false_max": "f' min L_F / ψ max L_F", "regda": "RegDA", "oracle": "oracle"}  # fmt: skip
+LABELS = {"source_only": "source only", "continue": "continue-ERM", "control": "control", "dan": "DAN",
+          "dann": "DANN", "mcd": "MCD", "dd": "DD", "false_max": "f' min L_F / ψ max L_F", "regda": "RegDA",
+          "finetune": "target fine-tune", "oracle": "oracle"}  # fmt: skip
 
 METRIC = "pck@0.05/all"
 
@@ -420,6 +422,68 @@ def plot_paired_differences(
     ax.set_xlabel(f"target PCK@0.05 minus {baseline} (points), paired by seed")
     ax.set_title(f"{task}: mean and 95 % t-interval (blue: excludes 0); dots: seeds", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def plot_learning_curves(
+    curves: Mapping[str, Any],
+    task: str,
+    *,
+    rows: Sequence[str] | None = None,
+    start: Mapping[Any, float] | None = None,
+    ax: plt.Axes | None = None,
+) -> Figure:
+    """Each row's target PCK@0.05 at every evaluation of the adaptation: the mean over seeds, each seed thin.
+
+    Args:
+        curves: ``comparison_v2/curves.json`` of ``benchmarks/comparison_v2_curves.py``: ``tasks[task][row]``
+            with ``"seeds"`` (seed -> ``{"iterations", "target", "source"}``) and their ``"mean"``.
+        task: ``"hands"`` or ``"bodies"``.
+        rows: The rows to draw, in order (``None``: every row of the task); rows without curves are skipped,
+            and each row keeps its colour (its place in ``rows``) whichever others are drawn.
+        start: Seed -> the target PCK of the source-only model that seed's runs start from. Given, every
+            curve is drawn minus its own seed's start (the gain of adapting, paired by seed, so that rows run
+            on different seeds compare), with 0 dashed; ``None``: the PCK itself.
+        ax: Axes to draw on (a new figure if ``None``).
+
+    Raises:
+        ValueError: ``task`` is not in ``curves``, none of ``rows`` has a curve, or ``start`` lacks a seed.
+    """
+    tasks = curves.get("tasks", {})
+    if task not in tasks:
+        raise ValueError(f"the curves have no task {task!r}; they have {sorted(tasks)}")
+    table = tasks[task]
+    asked = list(table) if rows is None else list(rows)
+    shown = [row for row in asked if row in table]
+    if not shown:
+        raise ValueError(f"none of the rows {asked} has a curve for {task}; there are {sorted(table)}")
+    starts = {str(seed): value for seed, value in (start or {}).items()}
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    else:
+        fig = ax.figure
+    colours = plt.get_cmap("tab10")
+    for row in shown:
+        colour = colours(asked.index(row) % 10)
+        lines = []
+        for seed, curve in table[row]["seeds"].items():
+            if start is not None and str(seed) not in starts:
+                raise ValueError(f"start has no value for seed {seed} of {task} {row}; it has {sorted(starts)}")
+            offset = starts[str(seed)] if start is not None else 0.0
+            lines.append([v - offset for v in curve["target"]])
+            ax.plot(curve["iterations"], lines[-1], color=colour, lw=0.6, alpha=0.3)
+        mean = [statistics.fmean(values) for values in zip(*lines, strict=True)]
+        ax.plot(table[row]["mean"]["iterations"], mean, color=colour, lw=2, marker="o", ms=3,
+                label=f"{LABELS.get(row, row)} ({len(lines)} seed{'s' * (len(lines) != 1)})")  # fmt: skip
+    if start is not None:
+        ax.axhline(0, color="black", ls="--", lw=1, label="source only (start)")
+        ax.set_ylabel("target PCK@0.05 minus source only\n(points, paired by seed)")
+    else:
+        ax.set_ylabel("target PCK@0.05 (%)")
+    ax.set_xlabel("adaptation iteration")
+    ax.set_title(f"{task}: mean over seeds (thick), each seed (thin)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

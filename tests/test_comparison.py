@@ -123,3 +123,46 @@ def test_markdown_sections_split_a_report_at_every_heading_level():
     assert comparison.markdown_sections("#hashtag, not a heading")[""] == "#hashtag, not a heading"
     with pytest.raises(ValueError, match="the heading 'A' occurs twice"):
         comparison.markdown_sections("## A\n## A\n")
+
+
+def _curves():
+    seed = lambda *target: {"iterations": [10, 20], "target": list(target), "source": [70.0, 70.0]}  # noqa: E731
+    return {"tasks": {"hands": {
+        "regda": {"seeds": {"1": seed(20.0, 30.0), "2": seed(10.0, 40.0)},
+                  "mean": {"iterations": [10, 20], "target": [15.0, 35.0], "source": [70.0, 70.0]}},
+        "control": {"seeds": {"1": seed(5.0, 6.0)},
+                    "mean": {"iterations": [10, 20], "target": [5.0, 6.0], "source": [70.0, 70.0]}},
+    }}}  # fmt: skip
+
+
+def test_learning_curves_draw_each_seed_and_the_mean():
+    fig = comparison.plot_learning_curves(_curves(), "hands", rows=["control", "oracle", "regda"])
+    ax = fig.axes[0]
+    # The oracle has no curve: left out; the others in the order asked for, with their number of seeds.
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["control (1 seed)", "RegDA (2 seeds)"]
+    thick = [line for line in ax.lines if line.get_linewidth() == 2]
+    assert [list(line.get_ydata()) for line in thick] == [[5.0, 6.0], [15.0, 35.0]]
+    thin = [list(line.get_ydata()) for line in ax.lines if line.get_linewidth() == 0.6]
+    assert thin == [[5.0, 6.0], [20.0, 30.0], [10.0, 40.0]]
+    # Colours follow the rows asked for, so a row has the same colour in every task.
+    assert thick[1].get_color() == plt.get_cmap("tab10")(2)
+    plt.close(fig)
+
+
+def test_learning_curves_minus_each_seeds_start():
+    fig = comparison.plot_learning_curves(_curves(), "hands", rows=["regda"], start={1: 20.0, 2: 0.0, 3: 99.0})
+    ax = fig.axes[0]
+    # Seed 1 from 20 (0, 10), seed 2 from 0 (10, 40): the mean of the gains, (5, 25), with 0 dashed.
+    assert [list(line.get_ydata()) for line in ax.lines if line.get_linewidth() == 0.6] == [[0.0, 10.0], [10.0, 40.0]]
+    assert [list(line.get_ydata()) for line in ax.lines if line.get_linewidth() == 2] == [[5.0, 25.0]]
+    assert [list(line.get_ydata()) for line in ax.lines if line.get_linestyle() == "--"] == [[0.0, 0.0]]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="start has no value for seed 2 of hands regda"):
+        comparison.plot_learning_curves(_curves(), "hands", rows=["regda"], start={1: 20.0})
+
+
+def test_learning_curves_name_a_missing_task_or_rows():
+    with pytest.raises(ValueError, match="no task 'bodies'; they have \\['hands'\\]"):
+        comparison.plot_learning_curves(_curves(), "bodies")
+    with pytest.raises(ValueError, match="none of the rows \\['dan'\\] has a curve for hands"):
+        comparison.plot_learning_curves(_curves(), "hands", rows=["dan"])
