@@ -56,12 +56,23 @@ def main(argv: list[str] | None = None) -> None:
         "train_oracles": False,
     }
     seed = settings["tuning_seed"]
-    model, ready = v2.source_checkpoint(args.task, seed, s)
-    if not ready:
-        parser.error(
-            f"no source-only model of the tuning seed {seed} at {model}: run benchmarks/comparison_v2.py first"
-        )
+    committed = COMPARISON / "jobs" / f"tuning-{args.task}-source_only-seed{seed}.json"
+    if not committed.is_file():
+        parser.error(f"{committed} does not exist: the comparison has not evaluated its tuning seed's model yet")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    model, ready = v2.source_checkpoint(args.task, seed, s)
+    if not ready:  # lost with runs/ (a fresh checkout, or cleaned): the shipped recipe again, resuming a partial run
+        print(f"no source-only model of the tuning seed at {portable(os.fspath(model))}: training it again", flush=True)
+        v2.run_job(v2.Job("pretrain", args.task, "source_only", seed), s)
+    # The new runs must start from the model the grid started from: its evaluation must be the committed one.
+    check = v2.run_job(v2.Job("tuning", args.task, "source_only", seed), s)
+    before_model = json.loads(committed.read_text())
+    for split in ("source_val", "target_test"):
+        if check[split] != before_model[split]:
+            raise SystemExit(
+                f"the tuning seed's model at {portable(os.fspath(model))} is not the one the grid started from: "
+                f"{split} {check[split]} here, {before_model[split]} in {portable(os.fspath(committed))}"
+            )
 
     jobs = [v2.Job("tuning", args.task, row, seed, t) for row in args.rows for t in args.trade_offs]
     new = [v2.run_job(job, s) for job in tqdm(jobs, desc="runs past the grid", unit="run")]
