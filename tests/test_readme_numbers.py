@@ -72,3 +72,21 @@ def test_the_readme_quotes_the_fair_comparison():
     hands = v2["tasks"]["hands"]["rows"]
     for row, label in (("dann", "DANN"), ("dan", "DAN")):
         assert f"{label} ({hands[row]['target']['pck@0.05/all']['mean']:.1f})" in " ".join(text.split()), row
+
+
+def test_the_readme_quotes_where_errors_land_and_bodies_table_1():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    landing = json.loads((ROOT / "benchmarks" / "results" / "landing_after_adaptation.json").read_text())
+    off = {row: landing["tasks"]["hands"]["rows"][row]["wrong_off_object"]["mean"] for row in ("regda", "source_only")}
+    assert f"{off['regda']:.2f} of them leave it against {off['source_only']:.2f} for source only" in text
+    # "On bodies no same-budget row moves the target by a point, nor where its errors land."
+    assert "moves the target by a point, nor where its errors land" in text
+    for d in landing["tasks"]["bodies"]["regda_minus"].values():
+        assert d["landing_on_other"]["ci95"][0] < 0 < d["landing_on_other"]["ci95"][1]
+    v2 = json.loads((ROOT / "benchmarks" / "results" / "comparison_v2" / "comparison_v2.json").read_text())
+    bodies = v2["tasks"]["bodies"]["rows"]
+    methods = ("dan", "dann", "mcd", "dd", "false_max", "regda")
+    assert "every one ends within 3 points of source only" in text
+    assert all(abs(bodies[row]["minus"]["source_only"]["mean"]) < 3 for row in methods)
+    assert "none is above continue-ERM with an interval excluding 0" in text
+    assert all(bodies[row]["minus"]["continue"]["ci95"][0] <= 0 for row in methods)
