@@ -203,6 +203,10 @@ def test_oracles_that_do_not_ship_are_trained_last_with_the_shipped_recipe(v2, t
     (cfg.run_dir).mkdir(parents=True)
     (cfg.run_dir / "final.json").write_text("{}")
     assert v2.oracle_checkpoint("hands", absent, s) == cfg.run_dir / "last.pt"
+    # Trained, it stays a job of the plan (read back when run), so that the report counts its time.
+    jobs, _ = v2.plan(["hands"], [shipped[0], absent], [], 7, ["oracle"], (1.0,), s)
+    assert [j.id for j in jobs["oracles"]] == [f"pretrain-hands-oracle-seed{absent}"]
+    assert [j.id for j in jobs["oracle_eval"]] == [f"reported-hands-oracle-seed{absent}"]
     # Without training, the absent oracle is named as missing.
     _, missing = v2.plan(["hands"], [absent], [], 7, ["oracle"], (1.0,), {**s, "train_oracles": False})
     assert missing == [f"oracle of hands seed {absent}"]
