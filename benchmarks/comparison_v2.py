@@ -87,7 +87,7 @@ ROWS: dict[str, Row] = {
     "false_max": Row("f' min L_F, psi max L_F", "regda", (("regda.objective", "false_max"),), tuned=True),
     "regda": Row("RegDA (f' min L_F, psi min L_T)", "regda", tuned=True, core=True),
     "finetune": Row("target fine-tune (target labels)", "finetune", core=True),
-    "oracle": Row("oracle (shipped; target labels)", core=True),
+    "oracle": Row("oracle (target labels; shipped, or trained with the shipped recipe)", core=True),
 }
 TABLE1 = ("source_only", "continue", "control", "dan", "dann", "mcd", "dd", "regda", "finetune", "oracle")
 TABLE2 = ("dd", "false_max", "regda")

@@ -155,11 +155,11 @@ def test_v2_on_hands_the_schedule_accounts_for_about_half_of_the_gain(v2):
 
 
 def test_v2_the_gap_closed_on_hands_misses_the_goal(v2):
-    """'0.14 of the way to the oracle, short of the issue's goal of 0.30 ... and 0.3 of the way to the target
+    """'0.17 of the way to the oracle, short of the issue's goal of 0.30 ... and 0.3 of the way to the target
     fine-tune. The paper's order "RegDA above source only" holds on hands.'"""
     gap = v2["tasks"]["hands"]["gap_closed"]
     assert gap["reference"] == "oracle"
-    assert round(gap["rows"]["regda"]["oracle"]["ratio_of_means"], 2) == 0.14
+    assert round(gap["rows"]["regda"]["oracle"]["ratio_of_means"], 2) == 0.17
     assert round(gap["rows"]["regda"]["finetune"]["ratio_of_means"], 1) == 0.3
     assert v2["tasks"]["hands"]["goals"]["gap_closed_at_least_0.30"]["met"] is False
     verdicts = {tuple(p["pair"]): p["verdict"] for p in v2["tasks"]["hands"]["ordering"]["RHD -> H3D"]}

@@ -67,6 +67,8 @@ def test_the_readme_quotes_the_fair_comparison():
             f"{t['gap_closed']['rows']['regda']['oracle']['ratio_of_means']:.2f}",
         ]
         assert cells == measured, f"{task}: README {cells}, comparison_v2.json {measured}"
+    gap = v2["tasks"]["hands"]["gap_closed"]["rows"]["regda"]["oracle"]["ratio_of_means"]
+    assert f"RegDA closes {gap:.2f} of the gap to the oracle" in " ".join(text.split())
     control = v2["tasks"]["hands"]["rows"]["control"]["minus"]["continue"]["mean"]
     assert f"itself {control:.1f} points above continue-ERM" in " ".join(text.split())
     hands = v2["tasks"]["hands"]["rows"]

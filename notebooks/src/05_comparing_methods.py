@@ -177,7 +177,7 @@ for task in TASKS:
 #   above continue-ERM, so RegDA's schedule without its game (target batches
 #   through BatchNorm, the second head, another optimiser) accounts for about
 #   half of RegDA's gain over more training; the game adds the other half.
-# * **The gap closed on hands** is 0.14 of the way to the oracle, short of the
+# * **The gap closed on hands** is 0.17 of the way to the oracle, short of the
 #   issue's goal of 0.30 (the paper reports 31 % on RHD → H3D), and 0.3 of the
 #   way to the target fine-tune. The paper's order "RegDA above source only"
 #   holds on hands with its interval excluding 0.
@@ -531,7 +531,7 @@ for task in TASKS:
 #   intervals; the report says whether it is complete, and its goals (section
 #   3) which of the fair-comparison issue's claims the numbers support.
 # * On hands RegDA beats both over five seeds (about 6 points above the
-#   control), yet closes only 0.14 of the gap to the oracle, and DANN and DAN,
+#   control), yet closes only 0.17 of the gap to the oracle, and DANN and DAN,
 #   tuned alike, are far above it; on bodies nothing of the same budget,
 #   RegDA included, moves the target by a point.
 # * The first version (appendix: seed-0 models, unbounded DD, DANN at full
