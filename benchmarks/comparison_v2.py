@@ -448,11 +448,8 @@ def plan(
                 # An oracle this comparison trains stays a job of its plan once trained (its result read back),
                 # so that the report counts its time and marks it done; only a shipped one is merely evaluated.
                 trains = bool(s.get("train_oracles")) and not s["checkpoints"]
-                have = [
-                    seed
-                    for seed in row_seeds
-                    if oracle_checkpoint(task, seed, s) is not None and not (trains and not _oracle_ships(task, seed))
-                ]
+                evaluated_only = [seed for seed in row_seeds if _oracle_ships(task, seed) or not trains]
+                have = [seed for seed in evaluated_only if oracle_checkpoint(task, seed, s) is not None]
                 absent = [seed for seed in row_seeds if seed not in have]
                 evaluations += [Job("reported", task, row, seed) for seed in have]
                 if s.get("train_oracles") and not s["checkpoints"]:

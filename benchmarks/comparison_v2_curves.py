@@ -22,8 +22,8 @@ from pathlib import Path
 from _record import ROOT, portable, provenance
 
 from regdakit import stats
+from regdakit.comparison import METRIC as MAIN
 
-MAIN = "pck@0.05/all"
 RUN_NAME = re.compile(r"reported-(?P<task>[a-z]+)-(?P<row>[a-z_]+)-seed(?P<seed>\d+)")
 
 

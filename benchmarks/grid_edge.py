@@ -27,6 +27,8 @@ from _record import ROOT, portable, provenance
 from tqdm.auto import tqdm
 
 COMPARISON = ROOT / "benchmarks" / "results" / "comparison_v2"
+#: The comparison's settings these runs share (the budget, the evaluations, the tuning rule).
+SHARED = ("preset", "adapt_iterations", "evals", "last_evals", "validator", "margin")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(t <= max(grid) for t in args.trade_offs):
         parser.error(f"--trade_offs must lie above the grid's largest value {max(grid)}, got {args.trade_offs}")
     s = {
-        **{k: settings[k] for k in ("preset", "adapt_iterations", "evals", "last_evals", "validator", "margin")},
+        **{k: settings[k] for k in SHARED},
         "out": os.fspath(args.out.resolve()),
         "results": os.fspath(args.results.resolve()),
         "checkpoints": None,
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "tuning_seed": seed,
         "grid": grid,
         "trade_offs_added": args.trade_offs,
-        "settings": {k: s[k] for k in ("preset", "adapt_iterations", "evals", "last_evals", "validator", "margin")},
+        "settings": {k: s[k] for k in SHARED},
         "source_only_target": audit["source_only"],
         "rows": rows,
         "cpu_s": round(sum(r.get("cpu_s", 0) for r in new), 1),
